@@ -1,0 +1,1 @@
+"""privaudit.core: audit statistics, scores tables, reports and the `privaudit` CLI."""

@@ -1,0 +1,5 @@
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return 0

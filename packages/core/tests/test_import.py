@@ -1,0 +1,4 @@
+def test_imports():
+    import privaudit.core.cli as cli
+
+    assert cli.main([]) == 0
