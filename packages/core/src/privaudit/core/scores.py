@@ -71,7 +71,7 @@ def load_scores_table(path: str | os.PathLike) -> pd.DataFrame:
         else:
             df = pd.read_csv(path)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")
         raise InputError(f"cannot read scores table {path} as CSV or Parquet: {reason}.") from e
     return validate_scores_table(df, source=f"scores table {path}")
 
