@@ -12,7 +12,7 @@ from privaudit.core.metrics import ThresholdCounts, counts_at_thresholds, thresh
 from scipy import special, stats
 
 # Bisection stops when the eps bracket is this narrow.
-EPS_TOLERANCE = 1e-10
+EPS_TOLERANCE = 1e-9
 
 
 def _check_counts(m, r, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,16 +112,21 @@ def eps_lower_bounds(m, r, v, *, delta: float = 0.0, alpha: float = 0.05) -> np.
     if delta == 0:
         return upper
     # The delta term only raises the p-value, so the delta = 0 bound brackets the root from above.
-    lo = np.zeros_like(upper)
-    hi = upper.copy()
-    rejects_at_zero = one_run_p_value(m, r, v, lo, delta) < alpha
-    hi = np.where(rejects_at_zero, hi, 0.0)
+    # The window i = v gives p >= beta + 2m*delta*(1 - beta)/v >= min(1, 2m*delta/v): such counts never reject.
+    shape = upper.shape
+    m, r, v, upper = (np.ravel(x) for x in (m, r, v, upper))
+    eps = np.zeros_like(upper)
+    todo = np.flatnonzero((upper > 0) & (2 * m * delta / np.maximum(v, 1) < alpha))
+    m, r, v = m[todo], r[todo], v[todo]
+    lo, hi = np.zeros(todo.size), upper[todo]
+    hi = np.where(one_run_p_value(m, r, v, lo, delta) < alpha, hi, 0.0)
     while np.any(hi - lo > EPS_TOLERANCE):
         mid = (lo + hi) / 2
         below = one_run_p_value(m, r, v, mid, delta) < alpha
         lo = np.where(below, mid, lo)
         hi = np.where(below, hi, mid)
-    return lo
+    eps[todo] = lo
+    return eps.reshape(shape)
 
 
 def one_run_eps_lower_bound(
