@@ -7,11 +7,10 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import log_ndtr
-
 from privaudit.attacks.registry import Registry
 from privaudit.attacks.signals import Signals
 from privaudit.core.errors import InputError
+from scipy.special import log_ndtr
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,9 @@ class Attack:
 
     def check(self, inputs: AttackInputs) -> None:
         if self.needs_references and (inputs.references is None or inputs.reference_in is None):
-            raise InputError(f"attack {self.name!r} needs reference models and their membership matrix")
+            raise InputError(
+                f"attack {self.name!r} needs reference models and their membership matrix"
+            )
         if self.needs_population and inputs.population is None:
             raise InputError(f"attack {self.name!r} needs population examples")
 
@@ -51,11 +52,15 @@ def build_attack(name: str, **params) -> Attack:
     known = {field.name for field in fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise InputError(f"attack {name!r} has no parameter {unknown[0]!r}; known: {', '.join(sorted(known)) or 'none'}")
+        raise InputError(
+            f"attack {name!r} has no parameter {unknown[0]!r}; known: {', '.join(sorted(known)) or 'none'}"
+        )
     return cls(**params)
 
 
-def select_references(reference_in: np.ndarray, count: int | None, online: bool) -> tuple[np.ndarray, np.ndarray]:
+def select_references(
+    reference_in: np.ndarray, count: int | None, online: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Masks [R, N] of the references each example uses: offline the first `count` OUT models,
     online the first count/2 IN and count/2 OUT models (all of them when count is None)."""
     reference_in = np.asarray(reference_in, dtype=bool)
@@ -72,11 +77,15 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     weights = mask.reshape(mask.shape + (1,) * (values.ndim - 2)).astype(float)
     counts = weights.sum(axis=0)
     if np.any(counts == 0):
-        raise InputError("some audit examples have no reference model on one side of the in/out split")
+        raise InputError(
+            "some audit examples have no reference model on one side of the in/out split"
+        )
     return (values * weights).sum(axis=0) / counts
 
 
-def _gaussian(values: np.ndarray, mask: np.ndarray, fixed_variance: bool) -> tuple[np.ndarray, np.ndarray]:
+def _gaussian(
+    values: np.ndarray, mask: np.ndarray, fixed_variance: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-example (and per-query) mean and std of values [R, N, Q] over the masked references;
     with fixed_variance one pooled within-example std per query, shared by all examples."""
     mean = _masked_mean(values, mask)
@@ -86,11 +95,15 @@ def _gaussian(values: np.ndarray, mask: np.ndarray, fixed_variance: bool) -> tup
     if fixed_variance:
         dof = counts.sum() - len(counts)
         if dof < 1:
-            raise InputError("a fixed variance needs at least two reference models per side for some example")
+            raise InputError(
+                "a fixed variance needs at least two reference models per side for some example"
+            )
         std = np.broadcast_to(np.sqrt(squared.sum(axis=0) / dof), mean.shape)
     else:
         if np.any(counts < 2):
-            raise InputError("per-example variances need two reference models per side; set fixed_variance")
+            raise InputError(
+                "per-example variances need two reference models per side; set fixed_variance"
+            )
         std = np.sqrt(squared / counts)
     return mean, np.maximum(std, 1e-12)
 
@@ -147,7 +160,9 @@ class LiraOnline(Attack):
         values, observed = inputs.references.confidence, inputs.target.confidence
         mean_in, std_in = _gaussian(values, mask_in, self.fixed_variance)
         mean_out, std_out = _gaussian(values, mask_out, self.fixed_variance)
-        ratio = _log_normal_pdf(observed, mean_in, std_in) - _log_normal_pdf(observed, mean_out, std_out)
+        ratio = _log_normal_pdf(observed, mean_in, std_in) - _log_normal_pdf(
+            observed, mean_out, std_out
+        )
         return ratio.mean(axis=-1)
 
 
@@ -184,7 +199,9 @@ class _Rmia(Attack):
         if self.gamma <= 0:
             raise InputError(f"attack {self.name!r}: gamma must be > 0, got {self.gamma}")
         if self.references is not None and self.references < (2 if self.online else 1):
-            raise InputError(f"attack {self.name!r}: references must be >= {2 if self.online else 1}")
+            raise InputError(
+                f"attack {self.name!r}: references must be >= {2 if self.online else 1}"
+            )
 
     def marginal(self, reference_mean: np.ndarray) -> np.ndarray:
         """p(x) from the mean probability over the chosen references."""
@@ -193,14 +210,24 @@ class _Rmia(Attack):
     def score(self, inputs: AttackInputs) -> np.ndarray:
         self.check(inputs)
         if inputs.reference_population is None:
-            raise InputError(f"attack {self.name!r} needs the population examples' reference signals")
-        mask_in, mask_out = select_references(inputs.reference_in, self.references, online=self.online)
+            raise InputError(
+                f"attack {self.name!r} needs the population examples' reference signals"
+            )
+        mask_in, mask_out = select_references(
+            inputs.reference_in, self.references, online=self.online
+        )
         reference_x = inputs.references.probability.mean(axis=-1)  # [R, N]
-        ratio_x = inputs.target.probability.mean(axis=-1) / self.marginal(_masked_mean(reference_x, mask_in | mask_out))
+        ratio_x = inputs.target.probability.mean(axis=-1) / self.marginal(
+            _masked_mean(reference_x, mask_in | mask_out)
+        )
         # Population examples trained no reference model: the first references stand in for p(z).
         reference_z = inputs.reference_population.probability.mean(axis=-1)  # [R, Z]
-        used = len(reference_z) if self.references is None else min(self.references, len(reference_z))
-        ratio_z = inputs.population.probability.mean(axis=-1) / self.marginal(reference_z[:used].mean(axis=0))
+        used = (
+            len(reference_z) if self.references is None else min(self.references, len(reference_z))
+        )
+        ratio_z = inputs.population.probability.mean(axis=-1) / self.marginal(
+            reference_z[:used].mean(axis=0)
+        )
         # ratio_x / ratio_z > gamma  <=>  ratio_z < ratio_x / gamma
         return _fraction_below(ratio_z, ratio_x / self.gamma)
 

@@ -18,7 +18,9 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorator(cls: type[T]) -> type[T]:
             if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered by {self._entries[name].__name__}")
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered by {self._entries[name].__name__}"
+                )
             self._entries[name] = cls
             return cls
 
@@ -26,7 +28,9 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> type[T]:
         if name not in self._entries:
-            raise InputError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries))}")
+            raise InputError(
+                f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries))}"
+            )
         return self._entries[name]
 
     def names(self) -> list[str]:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
-
 from privaudit.attacks.augment import Queries, identity_queries
 from privaudit.attacks.signals import Signals, logit_scaled_confidence
+from torch import nn
 
 
 class ClassifierTarget:
     """A torch classifier mapping inputs [B, ...] to logits [B, C], queried over augmentations."""
 
-    def __init__(self, model: nn.Module, queries: Queries = identity_queries, batch_size: int = 1024):
+    def __init__(
+        self, model: nn.Module, queries: Queries = identity_queries, batch_size: int = 1024
+    ):
         self.model = model
         self.queries = queries
         self.batch_size = batch_size
@@ -27,7 +28,9 @@ class ClassifierTarget:
             chunks = []
             for start in range(0, len(inputs), self.batch_size):
                 batch = inputs[start : start + self.batch_size]
-                chunks.append(torch.stack([self.model(view) for view in self.queries(batch)], dim=1))
+                chunks.append(
+                    torch.stack([self.model(view) for view in self.queries(batch)], dim=1)
+                )
             return torch.cat(chunks)
         finally:
             self.model.train(was_training)
@@ -70,5 +73,8 @@ class CausalLMTarget:
         counts = mask.sum(dim=1).clamp(min=1)
         loss = -(log_likelihoods * mask).sum(dim=1) / counts
         confidence = (confidences * mask).sum(dim=1) / counts
-        loss, confidence = loss.numpy()[:, None], confidence.numpy()[:, None]  # one query per sequence
+        loss, confidence = (
+            loss.numpy()[:, None],
+            confidence.numpy()[:, None],
+        )  # one query per sequence
         return Signals(loss=loss, probability=np.exp(-loss), confidence=confidence)

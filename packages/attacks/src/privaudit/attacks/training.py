@@ -41,12 +41,16 @@ def batch_order(size: int, config: TrainConfig, seed: int) -> list[np.ndarray]:
     batches = []
     for _ in range(config.epochs):
         permutation = rng.permutation(size)
-        batches += [permutation[i : i + config.batch_size] for i in range(0, size, config.batch_size)]
+        batches += [
+            permutation[i : i + config.batch_size] for i in range(0, size, config.batch_size)
+        ]
     return batches
 
 
 def _optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
 def train_model(
@@ -75,7 +79,9 @@ def train_models_batched(
     from seeds[r]; equivalent to R calls of `train_model`. Returns (state dicts, losses [R, steps])."""
     index_sets = np.asarray(index_sets)
     if index_sets.ndim != 2 or len(index_sets) != len(models) or len(seeds) != len(models):
-        raise ValueError("batched training needs one index set of equal length and one seed per model")
+        raise ValueError(
+            "batched training needs one index set of equal length and one seed per model"
+        )
     params, buffers = stack_module_state(list(models))
     skeleton = copy.deepcopy(models[0]).to("meta")
 
@@ -87,7 +93,9 @@ def train_models_batched(
     orders = [batch_order(index_sets.shape[1], config, seed) for seed in seeds]
     losses = []
     for step in range(len(orders[0])):
-        rows = torch.as_tensor(np.stack([index_sets[r][orders[r][step]] for r in range(len(models))]))
+        rows = torch.as_tensor(
+            np.stack([index_sets[r][orders[r][step]] for r in range(len(models))])
+        )
         logits = batched_forward(params, buffers, inputs[rows])
         per_model = F.cross_entropy(logits.flatten(0, 1), labels[rows].flatten(), reduction="none")
         per_model = per_model.view(rows.shape).mean(dim=1)
