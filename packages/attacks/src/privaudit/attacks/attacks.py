@@ -87,24 +87,20 @@ def _gaussian(
     values: np.ndarray, mask: np.ndarray, fixed_variance: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-example (and per-query) mean and std of values [R, N, Q] over the masked references;
-    with fixed_variance one pooled within-example std per query, shared by all examples."""
+    with fixed_variance one std of all masked observations, shared by every example (as in the
+    LiRA reference code), which works even with one reference per side."""
     mean = _masked_mean(values, mask)
-    weights = mask[..., None].astype(float)
-    squared = ((values - mean) ** 2 * weights).sum(axis=0)  # [N, Q]
-    counts = weights.sum(axis=0)  # [N, 1]
+    weights = np.broadcast_to(mask[..., None], values.shape).astype(float)
     if fixed_variance:
-        dof = counts.sum() - len(counts)
-        if dof < 1:
-            raise InputError(
-                "a fixed variance needs at least two reference models per side for some example"
-            )
-        std = np.broadcast_to(np.sqrt(squared.sum(axis=0) / dof), mean.shape)
+        overall = (values * weights).sum() / weights.sum()
+        std = np.full_like(mean, np.sqrt(((values - overall) ** 2 * weights).sum() / weights.sum()))
     else:
+        counts = weights.sum(axis=0)
         if np.any(counts < 2):
             raise InputError(
                 "per-example variances need two reference models per side; set fixed_variance"
             )
-        std = np.sqrt(squared / counts)
+        std = np.sqrt(((values - mean) ** 2 * weights).sum(axis=0) / counts)
     return mean, np.maximum(std, 1e-12)
 
 
