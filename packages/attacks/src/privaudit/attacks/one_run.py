@@ -16,6 +16,7 @@ from privaudit.attacks.models import ModelSpec, build_model
 from privaudit.attacks.signals import example_loss
 from privaudit.attacks.training import TrainConfig, seed_for, train_model
 from privaudit.core.bounds import one_run_audit
+from privaudit.core.errors import InputError
 from privaudit.core.report import write_report
 from privaudit.core.rundir import atomic_write_text
 from torch import nn
@@ -36,15 +37,18 @@ def make_canaries(labels: torch.Tensor, kind: str, num_classes: int, seed: int) 
 
 def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, seed: int) -> float:
     """DP-SGD with privaudit-dp at dp.target_epsilon; returns the epsilon actually spent."""
-    from privaudit.dp import make_private
+    from privaudit.dp import DPError, make_private
 
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, labels), batch_size=config.batch_size, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed))  # fmt: skip
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    model, optimizer, loader, accountant = make_private(
-        model, optimizer, loader, target_epsilon=dp.target_epsilon, target_delta=dp.delta,
-        epochs=config.epochs, max_grad_norm=dp.max_grad_norm, seed=seed,
-    )  # fmt: skip
+    try:
+        model, optimizer, loader, accountant = make_private(
+            model, optimizer, loader, target_epsilon=dp.target_epsilon, target_delta=dp.delta,
+            epochs=config.epochs, max_grad_norm=dp.max_grad_norm, seed=seed,
+        )  # fmt: skip
+    except DPError as exc:
+        raise InputError(f"dp: {exc}") from exc
     model.train()
     for _ in range(config.epochs):
         for x, y in loader:
