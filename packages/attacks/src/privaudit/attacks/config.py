@@ -156,11 +156,11 @@ def from_mapping(cls: type, values: Any, where: str):
 def _convert(hint, value, where: str):
     if dataclasses.is_dataclass(hint):
         return from_mapping(hint, value, where)
-    if hint is tuple[AttackSpec, ...]:
+    if hint == tuple[AttackSpec, ...]:
         if not isinstance(value, list):
             raise InputError(f"{where} must be a list of attacks")
         return tuple(_attack_spec(item, f"{where}[{i}]") for i, item in enumerate(value))
-    if hint is tuple[int, int, int]:
+    if hint == tuple[int, int, int]:
         return tuple(value)
     origin = typing.get_origin(hint)
     allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
