@@ -88,7 +88,6 @@ def run_one_run(config: OneRunConfig, out_dir: str | Path, *, progress: bool = T
         disable=not progress,
     ) as bar:
         if config.dp.enabled:
-            torch.manual_seed(model_seed)
             eps_spent = train_private(
                 model, inputs, targets, config.training, config.dp, model_seed
             )
