@@ -1,0 +1,280 @@
+"""Epsilon lower bounds: the one-run audit test (Steinke, Nasr, Jagielski, NeurIPS 2023),
+PANORAMIA's c_lb / {c+eps}_lb / eps_tilde, the theoretical maximum precision at a bound,
+and the DP hypothesis-test bound with Clopper-Pearson intervals. Everything takes arrays
+and works on all thresholds at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from privaudit.core.metrics import ThresholdCounts, counts_at_thresholds, threshold_counts
+from scipy import special, stats
+
+# Bisection stops when the eps bracket is this narrow.
+EPS_TOLERANCE = 1e-10
+
+
+def _check_counts(m, r, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m, r, v = (np.asarray(x, dtype=np.float64) for x in (m, r, v))
+    if np.any(v < 0) or np.any(v > r) or np.any(r > m):
+        raise ValueError("need 0 <= v <= r <= m")
+    return np.broadcast_arrays(m, r, v)
+
+
+def _check_level(delta: float, alpha: float) -> None:
+    if not 0 <= delta <= 1:
+        raise ValueError(f"delta must be in [0, 1], got {delta}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"the significance level must be in (0, 1), got {alpha}")
+
+
+def _upper_tail(r, k, q):
+    """P[Binomial(r, q) >= k], elementwise; 1 for k <= 0 and 0 for k > r."""
+    k_safe = np.clip(k, 1, np.maximum(r, 1))
+    tail = special.betainc(k_safe, np.maximum(r - k_safe + 1, 1), q)
+    return np.where(k <= 0, 1.0, np.where(k > r, 0.0, tail))
+
+
+def _lower_tail(r, k, q):
+    """P[Binomial(r, q) <= k], elementwise; 0 for k < 0 and 1 for k >= r."""
+    k_safe = np.clip(k, 0, np.maximum(r - 1, 0))
+    tail = special.betaincc(k_safe + 1, np.maximum(r - k_safe, 1), q)
+    return np.where(k < 0, 0.0, np.where(k >= r, 1.0, tail))
+
+
+def _mass_between(r, lo, hi, q):
+    """P[lo <= Binomial(r, q) <= hi], from whichever tails are small (no cancellation of ~1s)."""
+    above_mean = hi >= r * q
+    from_upper = _upper_tail(r, lo, q) - _upper_tail(r, hi + 1, q)
+    from_lower = _lower_tail(r, hi, q) - _lower_tail(r, lo - 1, q)
+    return np.maximum(np.where(above_mean, from_upper, from_lower), 0.0)
+
+
+def _pmf(r, k, q):
+    """P[Binomial(r, q) = k], elementwise, via log-gamma (0 outside 0..r)."""
+    inside = (k >= 0) & (k <= r)
+    k_safe = np.clip(k, 0, r)
+    log_pmf = (
+        special.gammaln(r + 1)
+        - special.gammaln(k_safe + 1)
+        - special.gammaln(r - k_safe + 1)
+        + special.xlogy(k_safe, q)
+        + special.xlog1py(r - k_safe, -q)
+    )
+    return np.where(inside, np.exp(log_pmf), 0.0)
+
+
+def _max_window_mean(r, v, q):
+    """max over i = 1..v of (1/i) * sum_{j=1..i} P[Binomial(r, q) = v - j]  (0 where v = 0).
+
+    The pmf read from v-1 downwards is unimodal, so the running mean rises until the next
+    term falls to or below it and never rises again: binary-search that first i."""
+    lo = np.ones_like(v)
+    hi = np.maximum(v, 1)
+
+    def window_mean(i):  # P[v - i <= X <= v - 1] / i
+        return _mass_between(r, v - i, v - 1, q) / i
+
+    while np.any(lo < hi):
+        mid = np.floor((lo + hi) / 2)
+        stops = (mid >= v) | (_pmf(r, v - 1 - mid, q) <= window_mean(mid))
+        hi = np.where(stops, mid, hi)
+        lo = np.where(stops, lo, mid + 1)
+    return np.where(v > 0, window_mean(lo), 0.0)
+
+
+def one_run_p_value(m, r, v, eps, delta: float = 0.0):
+    """p-value of observing >= v correct guesses out of r under (eps, delta)-DP with m
+    canaries: min(1, beta + alpha * delta * 2m) with q = e^eps / (1 + e^eps),
+    beta = P[Binomial(r, q) >= v], alpha = max_i (1/i) sum_{j<=i} P[Binomial(r, q) = v - j]."""
+    m, r, v = _check_counts(m, r, v)
+    q = special.expit(np.asarray(eps, dtype=np.float64))
+    p = _upper_tail(r, v, q)
+    if delta > 0:
+        p = p + _max_window_mean(r, v, q) * delta * 2 * m
+    return np.minimum(p, 1.0)
+
+
+def _eps_lower_bounds_pure(r, v, level):
+    """delta = 0: the p-value is P[Binomial(r, q) >= v] = I_q(v, r - v + 1), increasing in q,
+    so the bound is the logit of the q where the regularized incomplete beta equals the level."""
+    q = special.betaincinv(np.maximum(v, 1), np.maximum(r - v + 1, 1), level)
+    eps = np.log(q) - np.log1p(-q)
+    return np.where((v > 0) & (q > 0.5), eps, 0.0)
+
+
+def eps_lower_bounds(m, r, v, *, delta: float = 0.0, alpha: float = 0.05) -> np.ndarray:
+    """The largest eps whose one-run p-value stays below `alpha`, elementwise over (m, r, v)."""
+    _check_level(delta, alpha)
+    m, r, v = _check_counts(m, r, v)
+    upper = _eps_lower_bounds_pure(r, v, alpha)
+    if delta == 0:
+        return upper
+    # The delta term only raises the p-value, so the delta = 0 bound brackets the root from above.
+    lo = np.zeros_like(upper)
+    hi = upper.copy()
+    rejects_at_zero = one_run_p_value(m, r, v, lo, delta) < alpha
+    hi = np.where(rejects_at_zero, hi, 0.0)
+    while np.any(hi - lo > EPS_TOLERANCE):
+        mid = (lo + hi) / 2
+        below = one_run_p_value(m, r, v, mid, delta) < alpha
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return lo
+
+
+def one_run_eps_lower_bound(
+    m: int, r: int, v: int, *, delta: float = 0.0, alpha: float = 0.05
+) -> float:
+    """Steinke-Nasr-Jagielski eps lower bound from m canaries, r guesses and v correct ones."""
+    return float(eps_lower_bounds(m, r, v, delta=delta, alpha=alpha))
+
+
+def _guess_sizes(n: int, count: int = 24) -> np.ndarray:
+    return np.unique(np.r_[0, np.round(np.geomspace(1, n, count)).astype(np.int64)])
+
+
+def one_run_audit(scores, is_member, *, delta: float = 0.0, alpha: float = 0.05) -> dict:
+    """One-run audit from canary scores: guess IN for the k_plus highest scores, OUT for the
+    k_minus lowest, abstain on the rest; the best (k_plus, k_minus) over a geometric grid,
+    each tested at alpha / (number of pairs) (Bonferroni)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    is_member = np.asarray(is_member).astype(bool)
+    if scores.shape != is_member.shape or scores.ndim != 1 or scores.size == 0:
+        raise ValueError("scores and is_member must be non-empty 1-d arrays of equal length")
+    m = scores.size
+    order = np.argsort(-scores, kind="stable")
+    members_in_top = np.r_[0, np.cumsum(is_member[order])]
+    nonmembers_in_bottom = np.r_[0, np.cumsum(~is_member[order[::-1]])]
+    sizes = _guess_sizes(m)
+    k_plus, k_minus = (g.ravel() for g in np.meshgrid(sizes, sizes, indexing="ij"))
+    keep = (k_plus + k_minus > 0) & (k_plus + k_minus <= m)
+    k_plus, k_minus = k_plus[keep], k_minus[keep]
+    r = k_plus + k_minus
+    v = members_in_top[k_plus] + nonmembers_in_bottom[k_minus]
+    level = alpha / k_plus.size
+    eps = eps_lower_bounds(m, r, v, delta=delta, alpha=level)
+    best = int(np.argmax(eps))
+    return {
+        "eps_lb": float(eps[best]),
+        "k_plus": int(k_plus[best]),
+        "k_minus": int(k_minus[best]),
+        "r": int(r[best]),
+        "v": int(v[best]),
+        "m": m,
+        "alpha": alpha,
+        "delta": delta,
+        "pairs_tested": int(k_plus.size),
+    }
+
+
+@dataclass(frozen=True)
+class EpsCurve:
+    """The eps lower bound at each threshold of one score column (PANORAMIA's privacy-recall curve).
+
+    `r` predicted members, `v` correct among them, out of `n` points; each threshold tested at `level`."""
+
+    thresholds: np.ndarray
+    r: np.ndarray
+    v: np.ndarray
+    recall: np.ndarray
+    eps_lb: np.ndarray
+    n: int
+    level: float
+
+    @property
+    def eps_max(self) -> float:
+        return float(self.eps_lb.max())
+
+
+def sweep_counts(labels, scores, thresholds: int | None = None) -> ThresholdCounts:
+    """Counts at N evenly spaced thresholds on [0, 1] ("member" if score > t, as the PANORAMIA
+    authors do), or at every distinct score when `thresholds` is None (nobody-predicted dropped)."""
+    if thresholds is None:
+        counts = threshold_counts(labels, scores)
+        return ThresholdCounts(
+            counts.thresholds[1:], counts.tp[1:], counts.fp[1:], counts.positives, counts.negatives
+        )
+    if thresholds < 1:
+        raise ValueError(f"thresholds must be >= 1, got {thresholds}")
+    return counts_at_thresholds(labels, scores, np.linspace(0, 1, thresholds))
+
+
+def eps_lb_curve(
+    labels, scores, *, thresholds: int | None = None, level: float, delta: float = 0.0
+) -> EpsCurve:
+    """The one-run bound at every threshold with m = n points, r = predicted members, v = true
+    positives, each at significance `level` (already Bonferroni-corrected by the caller)."""
+    counts = sweep_counts(labels, scores, thresholds)
+    n = counts.positives + counts.negatives
+    r = counts.predicted
+    eps = eps_lower_bounds(n, r, counts.tp, delta=delta, alpha=level)
+    return EpsCurve(counts.thresholds, r, counts.tp, counts.tp / counts.positives, eps, n, level)
+
+
+def panoramia_level(alpha: float, n_thresholds: int, *, with_baseline: bool = True) -> float:
+    """PANORAMIA's per-threshold level: alpha split between c_lb and {c+eps}_lb, then
+    Bonferroni over the thresholds (the authors: 0.05 / (2 * 100))."""
+    return alpha / ((2 if with_baseline else 1) * n_thresholds)
+
+
+def panoramia_bounds(
+    labels,
+    columns: dict,
+    *,
+    baseline: str | None = "baseline_pred",
+    thresholds: int | None = None,
+    alpha: float = 0.05,
+    delta: float = 0.0,
+) -> dict:
+    """c_lb (baseline column), {c+eps}_lb (each other column) and eps_tilde = {c+eps}_lb - c_lb.
+
+    Matches the authors' Plotting/compute_plot_audit_values.py (ubc-systopia/
+    panoramia-privacy-measurement): thresholds np.linspace(0, 1, 100), "member" where
+    pred > threshold, m = number of points, r = tp + fp, v = tp, level 0.05 / (2 * 100),
+    delta 0, bound = max over thresholds. Returns {"curves": {column: EpsCurve}, "c_lb", "eps_tilde"}."""
+    with_baseline = baseline is not None
+    curves = {}
+    for name, scores in columns.items():
+        n_thresholds = thresholds if thresholds is not None else np.unique(np.asarray(scores)).size
+        level = panoramia_level(alpha, n_thresholds, with_baseline=with_baseline)
+        curves[name] = eps_lb_curve(labels, scores, thresholds=thresholds, level=level, delta=delta)
+    c_lb = curves[baseline].eps_max if with_baseline else None
+    eps_tilde = (
+        {name: curve.eps_max - c_lb for name, curve in curves.items() if name != baseline}
+        if with_baseline
+        else {}
+    )
+    return {"curves": curves, "c_lb": c_lb, "eps_tilde": eps_tilde}
+
+
+def theoretical_max_precision(r, eps: float, level: float = 0.025):
+    """The highest precision an eps-DP-bounded guesser can show on r guesses at confidence
+    1 - level: the (1 - level) quantile of Binomial(r, e^eps / (1 + e^eps)) over r (the
+    authors' binom.isf(0.05 / 2, r, q) / r)."""
+    r = np.asarray(r, dtype=np.float64)
+    q = special.expit(eps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(r > 0, stats.binom.isf(level, r, q) / np.maximum(r, 1), np.nan)
+
+
+def clopper_pearson_upper(k, n, alpha: float):
+    """Upper end of the two-sided (1 - alpha) Clopper-Pearson interval for a binomial rate."""
+    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    return np.where(k >= n, 1.0, stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1)))
+
+
+def hypothesis_test_eps_lb(
+    fp, negatives, fn, positives, *, delta: float = 0.0, alpha: float = 0.05
+):
+    """DP hypothesis-test bound at each threshold: with Clopper-Pearson upper bounds on FPR and
+    FNR (alpha split between the two), eps_lb = max(log((1 - delta - FPR_ub) / FNR_ub),
+    log((1 - delta - FNR_ub) / FPR_ub)), floored at 0."""
+    _check_level(delta, alpha)
+    fpr_ub = clopper_pearson_upper(fp, negatives, alpha / 2)
+    fnr_ub = clopper_pearson_upper(fn, positives, alpha / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.log(np.maximum(1 - delta - fpr_ub, 0) / fnr_ub)
+        b = np.log(np.maximum(1 - delta - fnr_ub, 0) / fpr_ub)
+    return np.maximum(np.nan_to_num(np.maximum(a, b), nan=0.0, neginf=0.0), 0.0)

@@ -1,0 +1,25 @@
+"""Bad user input as one exception type, and the CLI wrapper that turns it into exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class InputError(ValueError):
+    """Bad user input (file, column, value, option); `str(e)` is one sentence naming it."""
+
+
+def run_cli(body: Callable[[], int]) -> int:
+    """Run a CLI body: InputError -> `error: ...` on stderr and 2; Ctrl-C -> 130; no traceback."""
+    try:
+        return body()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; finished outputs are kept, unfinished ones were not written",
+            file=sys.stderr,
+        )
+        return 130

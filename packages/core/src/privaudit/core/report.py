@@ -1,0 +1,279 @@
+"""The audit report: report.json, a self-contained report.html, PNG plots, provenance and the
+resolved config, written all-or-nothing into a run directory."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from privaudit.core import bounds, metrics, plots
+from privaudit.core.errors import InputError
+from privaudit.core.rundir import dumps_json, provenance, to_jsonable
+from privaudit.core.scores import (
+    MEMBER_COLUMN,
+    check_baseline,
+    score_columns,
+    validate_scores_table,
+)
+
+FPR_KEYS = {0.1: "0.1", 0.01: "0.01", 0.001: "0.001", 0.0001: "0.0001", 0.0: "0"}
+BOOTSTRAP_RESAMPLES = 100
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """Extra content a modality adds to the report: an HTML fragment and PNG images."""
+
+    title: str
+    html: str = ""
+    images: tuple[tuple[str, bytes], ...] = ()
+
+    def __post_init__(self):
+        for name, data in self.images:
+            if not name.endswith(".png") or "/" in name or not isinstance(data, bytes):
+                raise ValueError(
+                    f"section image {name!r} must be a plain file name ending .png with PNG bytes"
+                )
+
+
+def _column_stats(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    curve: bounds.EpsCurve,
+    *,
+    alpha: float,
+    delta: float,
+    seed: int,
+) -> dict:
+    best = int(np.argmax(curve.eps_lb))
+    counts = bounds.sweep_counts(labels, scores, None)
+    level = alpha / counts.thresholds.size
+    hypothesis = bounds.hypothesis_test_eps_lb(
+        counts.fp,
+        counts.negatives,
+        counts.positives - counts.tp,
+        counts.positives,
+        delta=delta,
+        alpha=level,
+    )
+    auc_lo, auc_hi = metrics.bootstrap_ci(
+        labels, scores, metrics.auc, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed
+    )
+    return {
+        "eps_lb": curve.eps_max,
+        "level_per_threshold": curve.level,
+        "threshold_at_eps_lb": float(curve.thresholds[best]),
+        "recall_at_eps_lb": float(curve.recall[best]),
+        "predicted_members_at_eps_lb": int(curve.r[best]),
+        "true_positives_at_eps_lb": int(curve.v[best]),
+        "auc": metrics.auc(labels, scores),
+        "auc_ci95": [auc_lo, auc_hi],
+        "tpr_at_fpr": {
+            FPR_KEYS[f]: t for f, t in metrics.tpr_at_fpr(labels, scores, tuple(FPR_KEYS)).items()
+        },
+        "eps_lb_hypothesis_test": float(hypothesis.max()),
+    }
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _img(name: str, data: bytes) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}"></figure>'
+
+
+def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSection]) -> str:
+    rows = []
+    for name, col in report["columns"].items():
+        eps_tilde = report["eps_tilde"].get(name)
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{_fmt(x)}</td>"
+                for x in (
+                    name,
+                    col["role"],
+                    col["eps_lb"],
+                    eps_tilde,
+                    col["auc"],
+                    f"{col['auc_ci95'][0]:.3f}–{col['auc_ci95'][1]:.3f}",
+                    col["tpr_at_fpr"]["0.001"],
+                    col["eps_lb_hypothesis_test"],
+                )
+            )
+            + "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "column",
+            "role",
+            "eps lower bound (c_lb / {c+eps}_lb)",
+            "eps_tilde",
+            "AUC",
+            "AUC 95% CI",
+            "TPR at 0.1% FPR",
+            "hypothesis-test eps lb",
+        )
+    )
+    thresholds = report["thresholds"]
+    sweep = (
+        "every distinct score"
+        if thresholds is None
+        else f"{thresholds} evenly spaced thresholds on [0, 1]"
+    )
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(report['title'])}</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}",
+        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}",
+        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}",
+        "img{max-width:520px}</style></head><body>",
+        f"<h1>{html.escape(report['title'])}</h1>",
+        f"<p><b>c_lb</b> = {_fmt(report['c_lb'])} &nbsp; n = {report['n']} ({report['members']} members, "
+        f"{report['nonmembers']} non-members); sweep: {sweep}; alpha = {report['alpha']}, "
+        f"delta = {report['delta']}.</p>",
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>",
+        "<p>eps_tilde = {c+eps}_lb − c_lb. Each bound holds at confidence 1 − alpha, split between "
+        "the baseline and the MIA bound and Bonferroni-corrected over the thresholds.</p>",
+        "<h2>Plots</h2>",
+        "".join(_img(name, data) for name, data in images.items()),
+    ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>{section.html}")
+        parts.append("".join(_img(name, data) for name, data in section.images))
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Publish the staged files: one rename for a new directory, else one rename per file."""
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    if not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a directory.")
+    for item in staging.iterdir():
+        os.replace(item, out_dir / item.name)
+    staging.rmdir()
+
+
+def write_report(
+    scores: pd.DataFrame,
+    out_dir,
+    *,
+    baseline: str | None = "baseline_pred",
+    thresholds: int | None = None,
+    alpha: float = 0.05,
+    delta: float = 0.0,
+    title: str = "privaudit report",
+    sections: Sequence[ReportSection] = (),
+    extra: Mapping | None = None,
+    config: Mapping | None = None,
+) -> dict:
+    """Audit every score column of `scores` and write the report into `out_dir`; return report.json's dict."""
+    started = time.perf_counter()
+    if thresholds is not None and thresholds < 1:
+        raise InputError(f"--thresholds must be a positive integer, got {thresholds}.")
+    if not 0 < alpha < 1:
+        raise InputError(f"--alpha must be between 0 and 1, got {alpha}.")
+    if not 0 <= delta < 1:
+        raise InputError(f"--delta must be in [0, 1), got {delta}.")
+    scores = validate_scores_table(scores)
+    check_baseline(scores, baseline)
+    labels = scores[MEMBER_COLUMN].to_numpy()
+    columns = {name: scores[name].to_numpy() for name in score_columns(scores)}
+
+    audit = bounds.panoramia_bounds(
+        labels, columns, baseline=baseline, thresholds=thresholds, alpha=alpha, delta=delta
+    )
+    curves: dict[str, bounds.EpsCurve] = audit["curves"]
+    report = {
+        "title": title,
+        "n": int(labels.size),
+        "members": int(labels.sum()),
+        "nonmembers": int(labels.size - labels.sum()),
+        "baseline": baseline,
+        "thresholds": thresholds,
+        "alpha": alpha,
+        "delta": delta,
+        "c_lb": audit["c_lb"],
+        "eps_tilde": audit["eps_tilde"],
+        "columns": {},
+    }
+    for seed, (name, values) in enumerate(columns.items()):
+        stats = _column_stats(labels, values, curves[name], alpha=alpha, delta=delta, seed=seed)
+        report["columns"][name] = {"role": "baseline" if name == baseline else "attack", **stats}
+    if extra:
+        report["extra"] = to_jsonable(dict(extra))
+
+    rocs = {name: metrics.roc_curve(labels, values)[:2] for name, values in columns.items()}
+    precision_curves = {}
+    for name, values in columns.items():
+        precision, recall, _ = metrics.precision_recall_curve(labels, values)
+        predicted = metrics.threshold_counts(labels, values).predicted[1:]
+        # The authors' theoretical line: the (1 - alpha/2) binomial quantile at the column's bound.
+        max_precision = bounds.theoretical_max_precision(predicted, curves[name].eps_max, alpha / 2)
+        precision_curves[name] = (recall, precision, max_precision)
+    images = {
+        "roc.png": plots.roc_png(rocs, log_scale=False),
+        "roc_loglog.png": plots.roc_png(rocs, log_scale=True),
+        "eps_lb_recall.png": plots.eps_recall_png(
+            {name: (c.recall, c.eps_lb, c.eps_max) for name, c in curves.items()}
+        ),
+        "precision_recall.png": plots.precision_recall_png(precision_curves),
+    }
+    for section in sections:
+        images_clash = set(images) & {name for name, _ in section.images}
+        if images_clash:
+            raise ValueError(f"section {section.title!r} reuses image names {sorted(images_clash)}")
+
+    resolved = {
+        "title": title,
+        "baseline": baseline,
+        "thresholds": thresholds,
+        "alpha": alpha,
+        "delta": delta,
+        **(dict(config) if config else {}),
+    }
+    files: dict[str, bytes] = {
+        "report.json": dumps_json(report).encode(),
+        "report.html": _html(report, images, sections).encode(),
+        "config.json": dumps_json(resolved).encode(),
+        "provenance.json": dumps_json(
+            provenance(
+                seed=resolved.get("seed"),
+                extra={"report_seconds": round(time.perf_counter() - started, 3)},
+            )
+        ).encode(),
+        **images,
+    }
+    for section in sections:
+        files.update(dict(section.images))
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        _move_into_place(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return report

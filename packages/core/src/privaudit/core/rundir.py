@@ -1,0 +1,106 @@
+"""Run-directory helpers: atomic writes, stable cache keys, provenance records."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Libraries whose versions change audit numbers or plots; recorded when installed.
+KEY_LIBRARIES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "scikit-learn",
+    "torch",
+    "opacus",
+    "sdv",
+    "ctgan",
+    "transformers",
+)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from numpy scalars/arrays, paths, tuples and non-finite floats (-> None)."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps_json(obj: Any) -> str:
+    return json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, dumps_json(obj))
+
+
+def stable_key(obj: Any, length: int = 16) -> str:
+    """Short hex hash of a JSON-able config: equal configs (any key order) give equal keys."""
+    canonical = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:length]
+
+
+def _installed_versions() -> dict[str, str]:
+    versions = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and (name.lower().startswith("privaudit") or name.lower() in KEY_LIBRARIES):
+            versions[name.lower()] = dist.version
+    return dict(sorted(versions.items()))
+
+
+def provenance(
+    argv: Sequence[str] | None = None, seed: int | None = None, extra: Mapping | None = None
+) -> dict:
+    """Where a result came from: package versions, python, platform, command line, seed, time."""
+    record = {
+        "time_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "argv": list(sys.argv if argv is None else argv),
+        "seed": seed,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": _installed_versions(),
+    }
+    if extra:
+        record["extra"] = to_jsonable(dict(extra))
+    return record
