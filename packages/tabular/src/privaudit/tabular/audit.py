@@ -15,13 +15,12 @@ import torch
 from privaudit.core.errors import InputError
 from privaudit.core.report import ReportSection, write_report
 from privaudit.core.rundir import atomic_write_bytes, atomic_write_json, stable_key
-from sklearn.ensemble import HistGradientBoostingClassifier
-
 from privaudit.tabular import data as tabular_data
 from privaudit.tabular.config import TabularAuditConfig
 from privaudit.tabular.generator import fit_and_sample, quality
 from privaudit.tabular.models import FeatureEncoder, TabularMLP, TrainSettings, train_mlp
 from privaudit.tabular.targets import EncodedTorchTarget, Target, load_user_target
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 
 def _say(message: str) -> None:

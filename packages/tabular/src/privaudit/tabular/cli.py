@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from privaudit.core.errors import InputError, run_cli
-
 from privaudit.tabular.config import TARGET_KINDS, TabularAuditConfig, load_config
 
 
@@ -51,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data is not None and args.label is None:
             raise InputError("--data needs --label naming the label column.")
         config = base.replace(**overrides)
-        from privaudit.tabular.audit import run_audit  # heavy imports (sdv, torch) only once the input is valid
+        from privaudit.tabular.audit import (
+            run_audit,  # heavy imports (sdv, torch) only once the input is valid
+        )
 
         report = run_audit(config, argv=argv)
         _print_summary(report, config)

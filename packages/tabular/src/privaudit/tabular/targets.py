@@ -11,10 +11,9 @@ import pandas as pd
 import torch
 import yaml
 from privaudit.core.errors import InputError
-from torch import nn
-
 from privaudit.tabular.data import Table
 from privaudit.tabular.models import FeatureEncoder, TabularMLP, per_example_loss
+from torch import nn
 
 TORCH_SUFFIXES = (".pt", ".pth")
 SKLEARN_SUFFIXES = (".joblib", ".pkl")
