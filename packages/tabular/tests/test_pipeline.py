@@ -29,7 +29,8 @@ def test_end_to_end_report_and_resume(adult_slice_csv, tmp_path, cache_dir):
     assert 0 < written["extra"]["generator_quality"]["score"] <= 1
     assert {s["column"] for s in written["extra"]["generator_quality"]["column_shapes"]} >= {"age", "workclass"}
     assert (tmp_path / "mlp" / "ground-truth" / "report.json").exists()
-    assert written["n"] == report["n"] and 250 < written["n"] < 350  # ~half of 600 test slots... of each kind
+    assert written["n"] == report["n"] == 600  # test slots: half of the 1,200 audit members
+    assert 250 < written["members"] < 350  # each slot is real with probability 1/2
     cached = {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
     again = run_audit(config)
     assert {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == cached  # nothing retrained

@@ -101,6 +101,8 @@ def prepare_table(frame: pd.DataFrame, label: str, *, source: str, min_rows: int
                 f"column {column!r} in {source} has sdv type {sdtype!r}; supported types are {', '.join(SUPPORTED_SDTYPES)} (drop or convert it)."
             )
     for column in frame.columns:
+        if sdtypes[column] == "numerical" and frame[column].isna().any():
+            raise InputError(f"numerical column {column!r} in {source} has missing values; fill or drop them first.")
         if sdtypes[column] != "numerical":
             frame[column] = frame[column].astype(str)
     return Table(frame=frame, label=label, sdtypes=sdtypes, source=source)
