@@ -4,6 +4,8 @@
 # Usage: tools/test.sh [PACKAGE ...] [-- PYTEST_ARGS...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Let Python cache compiled bytecode: without it every process recompiles torch and sdv on import.
+unset PYTHONDONTWRITEBYTECODE
 
 packages=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do packages+=("$1"); shift; done
