@@ -7,10 +7,10 @@ from privaudit.dp.cli import main
 
 def test_dp_train_small_run_reports_accuracy_and_epsilon(tmp_path):
     out = tmp_path / "run"
-    assert main(["--limit", "600", "--epochs", "1", "--epsilon", "8", "--out", str(out)]) == 0
+    assert main(["--limit", "1000", "--epochs", "2", "--epsilon", "8", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert 0 < report["epsilon_spent"] <= 8.05
-    assert report["test_accuracy"] > 0.3  # ten classes: chance is 0.1
+    assert report["test_accuracy"] > 0.25  # ten classes: chance is 0.1
 
 
 def test_bad_input_exits_2_with_one_sentence(tmp_path, capsys):

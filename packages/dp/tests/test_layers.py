@@ -158,7 +158,7 @@ def test_layer_matches_torch_func(kind, input_needs_grad, data):
         torch.testing.assert_close(value, expected[name].flatten(1).pow(2).sum(1), rtol=1e-4, atol=1e-10)
 
     # the engine: per-sample norms and the clipped sum, through hooks and one backward pass
-    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()), loss_reduction="sum")
+    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
     (module(x) * g).sum().backward()
     torch.testing.assert_close(clipper.per_sample_norms(), norms, rtol=1e-4, atol=1e-10)
     factors = (clipper.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
