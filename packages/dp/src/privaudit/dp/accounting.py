@@ -1,19 +1,18 @@
 """Privacy accounting with Opacus' accountants (RDP, PRV)."""
 
-from opacus.accountants import PRVAccountant, RDPAccountant
-from opacus.accountants.accountant import IAccountant
-from opacus.accountants.utils import get_noise_multiplier
-
 from privaudit.dp.errors import DPError
 
-ACCOUNTANTS = {"rdp": RDPAccountant, "prv": PRVAccountant}
+ACCOUNTANTS = ("rdp", "prv")
 
 
-def make_accountant(kind: str) -> IAccountant:
+def make_accountant(kind: str):
     """A fresh Opacus accountant; `accountant.get_epsilon(delta)` gives the epsilon spent so far."""
     if kind not in ACCOUNTANTS:
         raise DPError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {kind!r}.")
-    return ACCOUNTANTS[kind]()
+    # opacus imports slowly and only training needs it
+    from opacus.accountants import PRVAccountant, RDPAccountant
+
+    return {"rdp": RDPAccountant, "prv": PRVAccountant}[kind]()
 
 
 def check_privacy_parameters(sample_rate: float, steps: int | None = None, delta: float | None = None) -> None:
@@ -41,6 +40,8 @@ def noise_for_epsilon(target_epsilon: float, sample_rate: float, steps: int, del
     if not target_epsilon > 0:
         raise DPError(f"target_epsilon must be positive, got {target_epsilon}.")
     make_accountant(accountant)
+    from opacus.accountants.utils import get_noise_multiplier
+
     try:
         return float(get_noise_multiplier(
             target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,

@@ -65,6 +65,7 @@ class PerSampleClipper:
         if per_layer and self.tied:
             raise DPError("per-layer clipping cannot split a parameter shared between layers; use flat clipping.")
         self.calls: list[LayerCall] = []
+        self.exposed: set[nn.Parameter] = set()
         self._uses: dict[nn.Parameter, int] = defaultdict(int)
         self._capturing = True
         self._hidden: dict[nn.Module, list[nn.Parameter]] = {}
@@ -97,7 +98,8 @@ class PerSampleClipper:
             self._hidden[module] = hidden
 
     def _after_forward(self, module, args, kwargs, output):
-        for p in self._hidden.pop(module, ()):
+        hidden = self._hidden.pop(module, ())
+        for p in hidden:
             p.requires_grad_(True)
         if not self._recording():
             return
@@ -113,6 +115,8 @@ class PerSampleClipper:
         self.calls.append(call)
         for p in self.layer_params[module].values():
             self._uses[p] += 1
+        if not hidden:  # autograd will also form this layer's ordinary parameter gradient
+            self.exposed.update(self.layer_params[module].values())
         output.register_hook(partial(self._on_grad_out, call))
 
     def _on_grad_out(self, call: LayerCall, grad: Tensor) -> None:
@@ -226,6 +230,7 @@ class PerSampleClipper:
 
     def clear(self) -> None:
         self.calls.clear()
+        self.exposed.clear()
         self._uses.clear()
 
     def two_pass_backward(self, per_sample_losses: Tensor) -> dict[nn.Parameter, Tensor]:

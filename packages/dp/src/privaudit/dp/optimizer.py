@@ -66,9 +66,8 @@ class DPOptimizer(Optimizer):
 
     def _check_no_stray_gradients(self) -> None:
         """A parameter used outside its own layer's forward would escape clipping: refuse it."""
-        recorded = {p for call in self.clipper.calls for p in self.clipper.layer_params[call.module].values()}
         for p in self.clipper.params:
-            if p.grad is not None and p not in recorded and p.grad is not self._private.get(p) and p not in self._summed:
+            if p.grad is not None and p not in self.clipper.exposed and p.grad is not self._private.get(p):
                 raise DPError(
                     "a trainable parameter received a gradient outside its layer's forward call "
                     "(e.g. used as module.weight in a parent's forward), which per-sample clipping cannot see."

@@ -12,6 +12,7 @@ from privaudit.dp.errors import DPError
 from privaudit.dp.noise import GaussianNoise
 from privaudit.dp.optimizer import DPOptimizer
 from privaudit.dp.sampling import DPDataLoader
+from privaudit.dp.validate import validate
 
 
 def make_private(
@@ -49,6 +50,7 @@ def make_private(
         raise DPError("target_epsilon needs epochs (a positive integer) to calibrate the noise.")
     if noise_multiplier is not None and noise_multiplier < 0:
         raise DPError(f"noise_multiplier must be non-negative, got {noise_multiplier}.")
+    validate(module)
     accountant_object = make_accountant(accountant)
     if len(data_loader) == 0:
         raise DPError("the data loader yields no batches.")
