@@ -89,32 +89,7 @@ def test_one_run_audit_finds_a_perfect_attack_and_respects_bonferroni():
     assert noise["eps_lb"] < 0.5
 
 
-def authors_eps_audit(m, r, v, p):
-    """O1_Steinke_Code/o1_audit.py get_eps_audit, re-derived: 30 bisection steps, p-value = beta only."""
-
-    def p_value(eps):
-        return min(stats.binom.sf(v - 1, r, 1 / (1 + math.exp(-eps))), 1)
-
-    lo, hi = 0.0, 1.0
-    while p_value(hi) < p:
-        hi += 1
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if p_value(mid) < p else (lo, mid)
-    return lo
-
-
-def authors_bound(preds, labels):
-    """Plotting/compute_plot_audit_values.py privacy_recall: 100 thresholds, pred > th, alpha 0.05/(2*100)."""
-    best = 0.0
-    for th in np.linspace(0, 1, 100):
-        hard = preds > th
-        tp, fp = int(np.sum(hard & (labels == 1))), int(np.sum(hard & (labels == 0)))
-        best = max(best, authors_eps_audit(len(preds), tp + fp, tp, 0.05 / (2 * 100)))
-    return best
-
-
-def test_panoramia_bounds_follow_the_authors_on_synthetic_scores():
+def test_panoramia_bounds_follow_the_authors_on_synthetic_scores(authors_bound):
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 3000)
     columns = {

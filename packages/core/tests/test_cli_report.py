@@ -132,10 +132,8 @@ def test_report_files_and_keys(tmp_path):
     assert set(without["columns"]) == {"baseline_pred", "mia_a_pred"}
 
 
-def test_authors_table_with_100_thresholds(tmp_path, capsys, authors_table):
-    """c_lb and {c+eps}_lb on the PANORAMIA authors' table, against their code re-derived in test_bounds."""
-    from test_bounds import authors_bound
-
+def test_authors_table_with_100_thresholds(tmp_path, capsys, authors_table, authors_bound):
+    """c_lb and {c+eps}_lb on the PANORAMIA authors' table, against their code re-derived in conftest."""
     out = tmp_path / "authors"
     assert main(["report", str(authors_table), "--out", str(out), "--thresholds", "100"]) == 0
     report = json.loads((out / "report.json").read_text())
