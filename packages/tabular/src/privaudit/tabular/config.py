@@ -9,6 +9,10 @@ from pathlib import Path
 import yaml
 from privaudit.core.errors import InputError
 
+# A user model is a torch state dict (needs an architecture spec) or a joblib-saved estimator.
+TORCH_SUFFIXES = (".pt", ".pth")
+SKLEARN_SUFFIXES = (".joblib", ".pkl")
+
 TARGET_KINDS = ("mlp", "overfit", "dp")
 
 
@@ -69,6 +73,9 @@ class TabularAuditConfig:
         need(0 < self.test_fraction < 1, "test_fraction", "must be in (0, 1)")
         need(0 < self.alpha < 1, "alpha", "must be in (0, 1)")
         need(self.model_spec is None or self.model is not None, "model_spec", "needs `model` too")
+        torch_model = self.model is not None and Path(self.model).suffix.lower() in TORCH_SUFFIXES
+        need(not torch_model or self.model_spec is not None, "model_spec",
+             "is required for a torch checkpoint: pass --model-spec, a YAML file like 'hidden: [64, 64]'")
 
     def replace(self, **changes) -> TabularAuditConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

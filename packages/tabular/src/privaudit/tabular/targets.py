@@ -11,12 +11,11 @@ import pandas as pd
 import torch
 import yaml
 from privaudit.core.errors import InputError
+from privaudit.tabular.config import SKLEARN_SUFFIXES, TORCH_SUFFIXES
 from privaudit.tabular.data import Table
 from privaudit.tabular.models import FeatureEncoder, TabularMLP, per_example_loss
 from torch import nn
 
-TORCH_SUFFIXES = (".pt", ".pth")
-SKLEARN_SUFFIXES = (".joblib", ".pkl")
 
 
 class Target(Protocol):
