@@ -1,0 +1,256 @@
+"""Hooks that record each trainable layer's inputs and output gradients, and turn them into clipped sums.
+
+Book-keeping: one ordinary backward pass; the per-sample norms are formed as each output gradient
+arrives, and the clipped sum sum_i c_i g_i is formed per layer once every norm is known. Parameters of
+layers whose inputs already need gradients are hidden from autograd during the forward, so the
+backward pass never computes the (discarded) non-private parameter gradients.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from privaudit.dp.clipping import check_clipping, clip_factors
+from privaudit.dp.errors import DPError
+from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
+
+MODES = ("bookkeeping", "two_pass")
+
+
+class PerSampleClipper:
+    """Per-sample gradient clipping for every trainable parameter of `module`."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        max_grad_norm: float = 1.0,
+        clipping: str = "abadi",
+        gamma: float = 0.01,
+        per_layer: bool = False,
+        loss_reduction: str = "mean",
+        mode: str = "bookkeeping",
+    ):
+        check_clipping(clipping, max_grad_norm, gamma)
+        if loss_reduction not in ("mean", "sum"):
+            raise DPError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}.")
+        if mode not in MODES:
+            raise DPError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        if mode == "two_pass" and per_layer:
+            raise DPError("per-layer clipping needs the book-keeping mode: one reweighted loss cannot carry a factor per layer.")
+        self.module = module
+        self.max_grad_norm = float(max_grad_norm)
+        self.clipping = clipping
+        self.gamma = gamma
+        self.per_layer = per_layer
+        self.loss_reduction = loss_reduction
+        self.mode = mode
+        self.layer_params = {
+            m: {n: p for n, p in m.named_parameters(recurse=False) if p.requires_grad} for m in module.modules()
+        }
+        self.layer_params = {m: ps for m, ps in self.layer_params.items() if ps}
+        self.params = list(dict.fromkeys(p for ps in self.layer_params.values() for p in ps.values()))
+        if not self.params:
+            raise DPError("the model has no trainable parameters.")
+        owners = defaultdict(list)
+        for m, ps in self.layer_params.items():
+            for p in ps.values():
+                owners[p].append(m)
+        self.tied = {p for p, ms in owners.items() if len(ms) > 1}
+        self._owner = {p: ms[0] for p, ms in owners.items()}
+        if per_layer and self.tied:
+            raise DPError("per-layer clipping cannot split a parameter shared between layers; use flat clipping.")
+        self.calls: list[LayerCall] = []
+        self.exposed: set[nn.Parameter] = set()
+        self._uses: dict[nn.Parameter, int] = defaultdict(int)
+        self._capturing = True
+        self._hidden: dict[nn.Module, list[nn.Parameter]] = {}
+        self._handles = []
+        for m in self.layer_params:
+            self._handles.append(m.register_forward_pre_hook(self._before_forward, with_kwargs=True))
+            self._handles.append(m.register_forward_hook(self._after_forward, with_kwargs=True))
+
+    def detach(self) -> None:
+        """Remove every hook; the module is ordinary again."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.calls.clear()
+
+    # ---------------------------------------------------------------- recording
+    def _recording(self) -> bool:
+        return self._capturing and torch.is_grad_enabled()
+
+    def _before_forward(self, module, args, kwargs):
+        if not (self._recording() and self.mode == "bookkeeping"):
+            return
+        inputs = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        if any(a.requires_grad for a in inputs):
+            # the output still needs a gradient through the input, but autograd need not form the
+            # non-private parameter gradient: the clipped sum replaces it
+            hidden = list(self.layer_params[module].values())
+            for p in hidden:
+                p.requires_grad_(False)
+            self._hidden[module] = hidden
+
+    def _after_forward(self, module, args, kwargs, output):
+        hidden = self._hidden.pop(module, ())
+        for p in hidden:
+            p.requires_grad_(True)
+        if not self._recording():
+            return
+        if not isinstance(output, Tensor):
+            raise DPError(
+                f"layer {type(module).__name__} returns {type(output).__name__}, but a layer with its own "
+                "trainable parameters must return one tensor for per-sample clipping."
+            )
+        if not output.requires_grad:
+            return
+        call = LayerCall(module, args, kwargs, output)
+        call.versions = [a._version for a in args if isinstance(a, Tensor)]
+        self.calls.append(call)
+        for p in self.layer_params[module].values():
+            self._uses[p] += 1
+        if not hidden:  # autograd will also form this layer's ordinary parameter gradient
+            self.exposed.update(self.layer_params[module].values())
+        output.register_hook(partial(self._on_grad_out, call))
+
+    def _on_grad_out(self, call: LayerCall, grad: Tensor) -> None:
+        if not self._capturing or call.grad_out is not None:
+            return
+        if self.mode == "bookkeeping" and self.loss_reduction == "mean":
+            # the loss was the batch mean: undo the 1/B so each row is one sample's loss gradient
+            grad = grad * call.output.shape[0]
+        call.grad_out = grad
+        call.output = None
+        self._summarise(call)
+
+    def _summarise(self, call: LayerCall) -> None:
+        module = call.module
+        if [a._version for a in call.args if isinstance(a, Tensor)] != call.versions:
+            raise DPError(
+                f"the input of layer {type(module).__name__} was modified in place after its forward; "
+                "make the following operation out-of-place (e.g. inplace=False)."
+            )
+        params = self.layer_params[module]
+        rule = rule_for(module) or FALLBACK_RULE
+        shared = any(self._uses[p] > 1 for p in params.values())
+        if call.grad_out.shape[0] == 0:  # an empty Poisson batch: nothing to clip
+            call.norms_sq = {n: call.grad_out.new_zeros(0) for n in params}
+            call.per_sample = {n: p.new_zeros(0, *p.shape) for n, p in params.items()}
+            call.args, call.kwargs, call.grad_out = (), {}, None
+            return
+        self._capturing = False
+        try:
+            norms = None if shared else rule.ghost_norms_sq(call)
+            if norms is None:
+                call.per_sample = {n: g for n, g in rule.per_sample_grads(call).items() if n in params}
+                norms = {n: g.flatten(1).pow(2).sum(1) for n, g in call.per_sample.items()}
+                # the per-sample gradients are all the clipped sum needs now
+                call.args, call.kwargs, call.grad_out = (), {}, None
+        finally:
+            self._capturing = True
+        missing = sorted(set(params) - set(norms))
+        if missing:
+            raise DPError(
+                f"the per-sample rule for {type(module).__name__} gives no gradient for its trainable "
+                f"parameter(s) {', '.join(missing)}; register a rule or freeze them."
+            )
+        call.norms_sq = {n: norms[n] for n in params}
+
+    # ---------------------------------------------------------------- clipping
+    def pending(self) -> bool:
+        return bool(self.calls)
+
+    def batch_size(self) -> int:
+        sizes = {len(c.norms_sq[next(iter(c.norms_sq))]) for c in self.calls if c.norms_sq}
+        if len(sizes) > 1:
+            raise DPError(f"layers saw different batch sizes {sorted(sizes)}; the batch must be dim 0 everywhere.")
+        return sizes.pop() if sizes else 0
+
+    def layer_norms_sq(self) -> dict[nn.Module, Tensor]:
+        """Per-sample squared gradient norm of each layer's own parameters (tied ones counted once,
+        under their first owner)."""
+        unfinished = [c for c in self.calls if not c.norms_sq]
+        if unfinished:
+            raise DPError(
+                f"layer {type(unfinished[0].module).__name__} ran forward but got no gradient; "
+                "call backward on a loss that depends on every layer's output before stepping."
+            )
+        size = self.batch_size()
+        zeros = self.calls[0].norms_sq[next(iter(self.calls[0].norms_sq))].new_zeros(size) if self.calls else None
+        shared_sums: dict[nn.Parameter, Tensor] = {}
+        layer_norms: dict[nn.Module, Tensor] = {}
+        for call in self.calls:
+            total = layer_norms.get(call.module, zeros)
+            for name, p in self.layer_params[call.module].items():
+                if self._uses[p] > 1:
+                    g = call.per_sample[name]
+                    shared_sums[p] = shared_sums[p] + g if p in shared_sums else g
+                else:
+                    total = total + call.norms_sq[name]
+            layer_norms[call.module] = total
+        for p, g in shared_sums.items():
+            owner = self._owner[p]
+            layer_norms[owner] = layer_norms.get(owner, zeros) + g.flatten(1).pow(2).sum(1)
+        return layer_norms
+
+    def per_sample_norms(self) -> Tensor:
+        """Per-sample norm of the whole gradient for the batch back-propagated so far."""
+        return sum(self.layer_norms_sq().values()).sqrt()
+
+    def clip_factors(self) -> dict[nn.Module, Tensor]:
+        """Clipping factor per sample, per layer (the same tensor for every layer with flat clipping)."""
+        layer_norms = self.layer_norms_sq()
+        if self.per_layer:
+            threshold = self.max_grad_norm / len(self.layer_params) ** 0.5
+            factors = {m: clip_factors(n.sqrt(), threshold, self.clipping, self.gamma) for m, n in layer_norms.items()}
+        else:
+            flat = clip_factors(sum(layer_norms.values()).sqrt(), self.max_grad_norm, self.clipping, self.gamma)
+            factors = dict.fromkeys(layer_norms, flat)
+        return factors
+
+    def clipped_sum(self) -> dict[nn.Parameter, Tensor]:
+        """sum_i c_i g_i for every parameter that took part in this batch; clears the records."""
+        factors = self.clip_factors()
+        sums: dict[nn.Parameter, Tensor] = {}
+        for call in self.calls:
+            rule = rule_for(call.module) or FALLBACK_RULE
+            params = self.layer_params[call.module]
+            for name, g in rule.weighted_grads(call, factors[call.module]).items():
+                if name in params:
+                    p = params[name]
+                    sums[p] = sums[p] + g if p in sums else g
+        self.clear()
+        return sums
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.exposed.clear()
+        self._uses.clear()
+
+    def two_pass_backward(self, per_sample_losses: Tensor) -> dict[nn.Parameter, Tensor]:
+        """First backward for the norms, second on the reweighted loss; returns sum_i c_i g_i."""
+        if per_sample_losses.dim() != 1:
+            raise DPError(f"two-pass backward needs one loss per sample (shape [B]), got shape {tuple(per_sample_losses.shape)}.")
+        outputs = [c.output for c in self.calls]
+        if outputs:
+            torch.autograd.grad(per_sample_losses.sum(), outputs, retain_graph=True, allow_unused=True)
+        factor = self.clip_factors()[self.calls[0].module] if self.calls else per_sample_losses.new_zeros(0)
+        self.clear()
+        saved = [p.grad for p in self.params]
+        for p in self.params:
+            p.grad = None
+        self._capturing = False
+        try:
+            (per_sample_losses * factor.detach()).sum().backward()
+        finally:
+            self._capturing = True
+        sums = {p: p.grad for p in self.params if p.grad is not None}
+        for p, g in zip(self.params, saved, strict=True):
+            p.grad = g
+        return sums

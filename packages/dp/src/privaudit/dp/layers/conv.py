@@ -1,0 +1,88 @@
+"""nn.Conv1d/2d/3d with any stride, padding, dilation and groups, by the mixed ghost clipping rule.
+
+Per layer: the ghost norm (Gram matrices of unfolded inputs and output gradients, cost ~ 2 T^2 for
+T output positions) when 2 T^2 <= p D (p D = weight size), else explicit per-sample gradients (cost
+~ p D), which come from one grouped convolution-backward over the batch, never from an unfolded input.
+The clipped sum is one convolution-backward with the output gradient scaled per sample.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn import grad as conv_grad
+
+from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+
+_WEIGHT_GRAD = {1: conv_grad.conv1d_weight, 2: conv_grad.conv2d_weight, 3: conv_grad.conv3d_weight}
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def padded_input(module: nn.Module, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+    """The input as the convolution sees it, and the padding still to apply inside the convolution."""
+    if isinstance(module.padding, str) or module.padding_mode != "zeros":
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        return F.pad(x, module._reversed_padding_repeated_twice, mode=mode), (0,) * (x.dim() - 2)
+    return x, module.padding
+
+
+def unfold(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
+    """Patches [B, C * prod(kernel), T] of an N-d input, for any N, by a convolution with one-hot kernels."""
+    channels, dims = x.shape[1], x.dim() - 2
+    patch = int(torch.tensor(kernel_size).prod())
+    eye = torch.eye(patch, dtype=x.dtype, device=x.device).reshape(patch, 1, *kernel_size).repeat(channels, 1, *[1] * dims)
+    patches = _CONV[dims](x, eye, None, stride, padding, dilation, groups=channels)
+    return patches.flatten(2)
+
+
+def conv_ghost_norm_sq(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
+    """||per-sample weight gradient||^2 from Gram matrices of patches and output gradients, per group."""
+    x, padding = padded_input(module, x)
+    batch, groups = x.shape[0], module.groups
+    patches = unfold(x, module.kernel_size, module.stride, padding, module.dilation)
+    patches = patches.reshape(batch, groups, -1, patches.shape[-1])
+    grads = g.flatten(2).reshape(batch, groups, -1, patches.shape[-1])
+    return (patches.transpose(2, 3) @ patches * (grads.transpose(2, 3) @ grads)).sum((1, 2, 3))
+
+
+def conv_per_sample_weight(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
+    """[B, *weight.shape]: the batch folded into the channel groups of one convolution-backward."""
+    x, padding = padded_input(module, x)
+    batch, dims = x.shape[0], x.dim() - 2
+    weight_shape = (batch * module.out_channels, *module.weight.shape[1:])
+    per_sample = _WEIGHT_GRAD[dims](
+        x.reshape(1, -1, *x.shape[2:]), weight_shape, g.reshape(1, -1, *g.shape[2:]),
+        module.stride, padding, module.dilation, batch * module.groups,
+    )
+    return per_sample.reshape(batch, *module.weight.shape)
+
+
+@register_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d)
+class ConvRule(LayerRule):
+    def ghost_is_cheaper(self, call: LayerCall) -> bool:
+        positions = call.grad_out[0, 0].numel()
+        return 2 * positions * positions <= call.module.weight.numel()
+
+    def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
+        grads = {"weight": conv_per_sample_weight(call.module, call.input, call.grad_out)}
+        if call.module.bias is not None:
+            grads["bias"] = call.grad_out.flatten(2).sum(2)
+        return grads
+
+    def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor] | None:
+        if not self.ghost_is_cheaper(call):
+            return None
+        norms = {"weight": conv_ghost_norm_sq(call.module, call.input, call.grad_out)}
+        if call.module.bias is not None:
+            norms["bias"] = call.grad_out.flatten(2).sum(2).pow(2).sum(1)
+        return norms
+
+    def weighted_grads(self, call: LayerCall, coef: Tensor) -> dict[str, Tensor]:
+        if call.per_sample:
+            return super().weighted_grads(call, coef)
+        module = call.module
+        x, padding = padded_input(module, call.input)
+        scaled = call.grad_out * coef.to(call.grad_out.dtype).view(-1, *[1] * (call.grad_out.dim() - 1))
+        grads = {"weight": _WEIGHT_GRAD[x.dim() - 2](x, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups)}
+        if module.bias is not None:
+            grads["bias"] = scaled.transpose(0, 1).flatten(1).sum(1)
+        return grads

@@ -1,0 +1,16 @@
+"""nn.LayerNorm."""
+
+import torch.nn.functional as F
+from torch import nn
+
+from privaudit.dp.layers.normalization import AffineNormRule, sum_leading
+from privaudit.dp.layers.registry import register_rule
+
+
+@register_rule(nn.LayerNorm)
+class LayerNormRule(AffineNormRule):
+    def normalized(self, call):
+        return F.layer_norm(call.input, call.module.normalized_shape, eps=call.module.eps)
+
+    def reduce(self, call, t):
+        return sum_leading(t, len(call.module.normalized_shape))

@@ -1,0 +1,59 @@
+"""nn.Linear on [B, in] or sequence inputs [B, ..., in]: ghost norm or explicit, by the mixed rule."""
+
+import torch
+from torch import Tensor, nn
+
+from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+
+
+def as_sequence(x: Tensor) -> Tensor:
+    """[B, ..., d] -> [B, T, d] with T the product of the middle dimensions (1 for 2-D inputs)."""
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def linear_ghost_norm_sq(a: Tensor, g: Tensor) -> Tensor | None:
+    """||sum_t g_t a_t^T||_F^2 per sample from [B, T, D] inputs and [B, T, p] output gradients.
+
+    Uses the Gram-matrix identity when it is cheaper (2 T^2 <= p D) and returns None otherwise.
+    """
+    steps = a.shape[1]
+    if steps == 1:
+        return a.pow(2).sum((1, 2)) * g.pow(2).sum((1, 2))
+    if 2 * steps * steps > a.shape[2] * g.shape[2]:
+        return None
+    return (torch.bmm(a, a.transpose(1, 2)) * torch.bmm(g, g.transpose(1, 2))).sum((1, 2))
+
+
+def linear_weighted_weight(a: Tensor, g: Tensor, coef: Tensor) -> Tensor:
+    """sum_i coef_i sum_t g_it a_it^T as one matmul, [p, D]."""
+    scaled = g * coef.to(g.dtype).view(-1, 1, 1)
+    return scaled.reshape(-1, g.shape[-1]).t() @ a.reshape(-1, a.shape[-1])
+
+
+@register_rule(nn.Linear)
+class LinearRule(LayerRule):
+    def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
+        a, g = as_sequence(call.input), as_sequence(call.grad_out)
+        grads = {"weight": torch.einsum("btp,btd->bpd", g, a)}
+        if call.module.bias is not None:
+            grads["bias"] = g.sum(1)
+        return grads
+
+    def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor] | None:
+        a, g = as_sequence(call.input), as_sequence(call.grad_out)
+        weight = linear_ghost_norm_sq(a, g)
+        if weight is None:
+            return None
+        norms = {"weight": weight}
+        if call.module.bias is not None:
+            norms["bias"] = g.sum(1).pow(2).sum(1)
+        return norms
+
+    def weighted_grads(self, call: LayerCall, coef: Tensor) -> dict[str, Tensor]:
+        if call.per_sample:
+            return super().weighted_grads(call, coef)
+        a, g = as_sequence(call.input), as_sequence(call.grad_out)
+        grads = {"weight": linear_weighted_weight(a, g, coef)}
+        if call.module.bias is not None:
+            grads["bias"] = torch.einsum("b,btp->p", coef.to(g.dtype), g)
+        return grads

@@ -1,0 +1,57 @@
+"""Modules that break per-sample DP, why, and the fix that replaces them."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from privaudit.dp.errors import DPError
+
+_INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def problems(module: nn.Module) -> list[str]:
+    """One sentence per DP-breaking submodule (empty when the module is fine)."""
+    found = []
+    for name, sub in module.named_modules():
+        label = name or "the model"
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            found.append(
+                f"{label} is {type(sub).__name__}, which mixes the samples of a batch so no per-sample gradient "
+                "exists; replace it with GroupNorm (privaudit.dp.validate.fix(model) does this)."
+            )
+        elif isinstance(sub, _INSTANCE_NORMS) and sub.track_running_stats:
+            found.append(
+                f"{label} is {type(sub).__name__} with track_running_stats=True, whose running statistics are "
+                "computed from the data without noise; use track_running_stats=False (fix(model) does this)."
+            )
+    return found
+
+
+def validate(module: nn.Module) -> None:
+    """Raise DPError naming the first DP-breaking submodule."""
+    found = problems(module)
+    if found:
+        raise DPError(found[0])
+
+
+def _group_count(channels: int, preferred: int = 32) -> int:
+    """The largest divisor of `channels` not above `preferred`."""
+    return max(g for g in range(1, min(channels, preferred) + 1) if channels % g == 0)
+
+
+def _replacement(sub: nn.Module) -> nn.Module | None:
+    if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+        return nn.GroupNorm(_group_count(sub.num_features), sub.num_features, eps=sub.eps, affine=sub.affine)
+    if isinstance(sub, _INSTANCE_NORMS) and sub.track_running_stats:
+        return type(sub)(sub.num_features, eps=sub.eps, affine=sub.affine, track_running_stats=False)
+    return None
+
+
+def fix(module: nn.Module) -> nn.Module:
+    """Replace BatchNorm by GroupNorm (up to 32 groups) and drop InstanceNorm running statistics, in place."""
+    replacement = _replacement(module)
+    if replacement is not None:
+        return replacement
+    for name, child in module.named_children():
+        setattr(module, name, fix(child))
+    return module

@@ -1,0 +1,168 @@
+"""One harness for every supported layer: random shapes (hypothesis), float64, compared with
+torch.func per-sample gradients of the layer itself."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from privaudit.dp.engine import PerSampleClipper
+from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
+from privaudit.dp.layers.conv import conv_ghost_norm_sq
+
+SETTINGS = settings(max_examples=6, deadline=None, derandomize=True)
+
+
+class Gate(nn.Module):
+    """No registered rule: exercised through the torch.func fallback."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.gate = nn.Parameter(torch.randn(width))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.gate) + self.gate
+
+
+def batch_and_steps(draw):
+    return draw(st.integers(1, 3)), [draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2)))]
+
+
+def linear_case(draw):
+    batch, steps = batch_and_steps(draw)
+    d_in, d_out = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    return nn.Linear(d_in, d_out, bias=draw(st.booleans())), torch.randn(batch, *steps, d_in)
+
+
+def conv_case(draw, dims):
+    batch, groups = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    padding_kind = draw(st.sampled_from(["int", "same", "reflect", "circular"]))
+    stride = 1 if padding_kind == "same" else tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    padding = "same" if padding_kind == "same" else tuple(draw(st.integers(0, 1)) for _ in range(dims))
+    mode = padding_kind if padding_kind in ("reflect", "circular") else "zeros"
+    if mode != "zeros":  # torch needs the padding to be smaller than the input for these modes
+        padding = tuple(max(p, 1) for p in padding)
+    size = [dilation[i] * (kernel[i] - 1) + 1 + draw(st.integers(0, 3)) for i in range(dims)]
+    conv = getattr(nn, f"Conv{dims}d")(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation,
+                                        groups=groups, bias=draw(st.booleans()), padding_mode=mode)
+    return conv, torch.randn(batch, c_in, *size)
+
+
+def embedding_case(draw):
+    batch, steps = batch_and_steps(draw)
+    vocab = draw(st.integers(2, 8))
+    module = nn.Embedding(vocab, draw(st.integers(1, 5)), padding_idx=draw(st.sampled_from([None, 0])))
+    return module, torch.randint(0, vocab, (batch, *steps))
+
+
+def layer_norm_case(draw):
+    batch, steps = batch_and_steps(draw)
+    shape = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 2)))]
+    module = nn.LayerNorm(shape, bias=draw(st.booleans()))
+    return module, torch.randn(batch, *steps, *shape)
+
+
+def rms_norm_case(draw):
+    batch, steps = batch_and_steps(draw)
+    shape = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 2)))]
+    return nn.RMSNorm(shape), torch.randn(batch, *steps, *shape)
+
+
+def group_norm_case(draw):
+    groups = draw(st.integers(1, 3))
+    channels = groups * draw(st.integers(1, 2))
+    spatial = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 2)))]
+    return nn.GroupNorm(groups, channels), torch.randn(draw(st.integers(1, 3)), channels, *spatial)
+
+
+def instance_norm_case(draw):
+    dims = draw(st.integers(1, 2))
+    channels = draw(st.integers(1, 3))
+    spatial = [draw(st.integers(2, 4)) for _ in range(dims)]
+    module = getattr(nn, f"InstanceNorm{dims}d")(channels, affine=True)
+    return module, torch.randn(draw(st.integers(1, 3)), channels, *spatial)
+
+
+def gpt2_conv1d_case(draw):
+    conv1d = pytest.importorskip("transformers.pytorch_utils").Conv1D
+    batch, steps = batch_and_steps(draw)
+    d_in, d_out = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    module = conv1d(d_out, d_in)
+    nn.init.normal_(module.bias)
+    return module, torch.randn(batch, *steps, d_in)
+
+
+def fallback_case(draw):
+    batch, steps = batch_and_steps(draw)
+    width = draw(st.integers(1, 5))
+    return Gate(width), torch.randn(batch, *steps, width)
+
+
+CASES = {
+    "linear": linear_case,
+    "conv1d": lambda draw: conv_case(draw, 1),
+    "conv2d": lambda draw: conv_case(draw, 2),
+    "conv3d": lambda draw: conv_case(draw, 3),
+    "embedding": embedding_case,
+    "layer_norm": layer_norm_case,
+    "rms_norm": rms_norm_case,
+    "group_norm": group_norm_case,
+    "instance_norm": instance_norm_case,
+    "gpt2_conv1d": gpt2_conv1d_case,
+    "fallback": fallback_case,
+}
+
+
+def reference_grads(module, x, g):
+    params = {n: p.detach() for n, p in module.named_parameters()}
+
+    def one(p, xi, gi):
+        return (functional_call(module, p, (xi.unsqueeze(0),)) * gi.unsqueeze(0)).sum()
+
+    return vmap(grad(one), in_dims=(None, 0, 0))(params, x, g)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+@pytest.mark.parametrize("input_needs_grad", [False, True])
+@SETTINGS
+@given(data=st.data())
+def test_layer_matches_torch_func(kind, input_needs_grad, data):
+    module, x = data.draw(st.composite(lambda draw: CASES[kind](draw))())
+    torch.manual_seed(data.draw(st.integers(0, 2**16)))
+    for p in module.parameters():  # random affine parameters, not the identity initialisation
+        nn.init.normal_(p)
+    module = module.double()
+    x = x.double() if x.is_floating_point() else x
+    if input_needs_grad and x.is_floating_point():
+        x.requires_grad_(True)
+    g = torch.randn_like(module(x).double())
+    expected = reference_grads(module, x.detach(), g)
+    norms = torch.sqrt(sum(e.flatten(1).pow(2).sum(1) for e in expected.values()))
+
+    # the rule itself: explicit per-sample gradients and, where offered, the ghost norm
+    rule = rule_for(module) or FALLBACK_RULE
+    assert (rule is FALLBACK_RULE) == (kind == "fallback")
+    call = LayerCall(module, (x.detach(),), {}, module(x.detach()), grad_out=g)
+    explicit = rule.per_sample_grads(call)
+    for name, want in expected.items():
+        torch.testing.assert_close(explicit[name], want, rtol=1e-4, atol=1e-10)
+    ghost = rule.ghost_norms_sq(call)
+    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):  # both routes of the mixed rule
+        ghost = {"weight": conv_ghost_norm_sq(module, x.detach(), g)}
+    for name, value in (ghost or {}).items():
+        torch.testing.assert_close(value, expected[name].flatten(1).pow(2).sum(1), rtol=1e-4, atol=1e-10)
+
+    # the engine: per-sample norms and the clipped sum, through hooks and one backward pass
+    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
+    (module(x) * g).sum().backward()
+    torch.testing.assert_close(clipper.per_sample_norms(), norms, rtol=1e-4, atol=1e-10)
+    factors = (clipper.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+    sums = clipper.clipped_sum()
+    for name, p in module.named_parameters():
+        torch.testing.assert_close(sums[p], torch.einsum("b,b...->...", factors, expected[name]), rtol=1e-4, atol=1e-10)
+    clipper.detach()

@@ -1,0 +1,204 @@
+"""Step time and peak memory of DP-SGD engines on ResNet-18 (GroupNorm) and a GPT-2 style model.
+
+Compares, in one run: non-private training, privaudit book-keeping, privaudit two-pass, Opacus
+per-sample hooks (GradSampleModule) and Opacus ghost clipping. Each (model, method) runs in its own
+subprocess so peak memory is its own: on CUDA torch.cuda.max_memory_allocated; on CPU the growth of
+the process's peak RSS (ru_maxrss) over its RSS after building the model and batch -- a rough figure.
+
+    uv run python tools/bench/dp_ghost.py --small            # quick CPU run
+    uv run python tools/bench/dp_ghost.py --device cuda --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+METHODS = ["non_private", "privaudit_bookkeeping", "privaudit_two_pass", "opacus_hooks", "opacus_ghost"]
+
+
+def build(model_name: str, small: bool, device):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if model_name == "resnet18_gn":
+        from privaudit.dp.models import resnet18
+
+        batch = 8 if small else 64
+        model = resnet18(3, 10)
+        x = torch.randn(batch, 3, 32, 32)
+        y = torch.randint(0, 10, (batch,))
+
+        def loss_fn(out, target, reduction="mean"):
+            return nn.functional.cross_entropy(out, target, reduction=reduction)
+
+        return model.to(device), x.to(device), y.to(device), loss_fn
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    layers, width, tokens, batch = (2, 128, 32, 4) if small else (6, 512, 128, 16)
+    config = GPT2Config(vocab_size=8192, n_positions=tokens, n_embd=width, n_layer=layers, n_head=8,
+                        tie_word_embeddings=False, attn_implementation="eager")
+
+    class LM(nn.Module):  # logits only, so every engine sees a plain tensor output
+        def __init__(self):
+            super().__init__()
+            self.gpt = GPT2LMHeadModel(config)
+
+        def forward(self, ids):
+            return self.gpt(input_ids=ids, use_cache=False).logits
+
+    x = torch.randint(0, config.vocab_size, (batch, tokens))
+
+    def loss_fn(out, target, reduction="mean"):
+        per_token = nn.functional.cross_entropy(out[:, :-1].flatten(0, 1), target[:, 1:].flatten(), reduction="none")
+        per_sample = per_token.view(out.shape[0], -1).mean(1)
+        return per_sample.mean() if reduction == "mean" else per_sample
+
+    return LM().to(device), x.to(device), x.to(device), loss_fn
+
+
+def worker(model_name: str, method: str, steps: int, small: bool, device_name: str) -> dict:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    device = torch.device(device_name)
+    model, x, y, loss_fn = build(model_name, small, device)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=len(x))
+    step = None
+    if method == "non_private":
+        def step():
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    elif method.startswith("privaudit"):
+        from privaudit.dp import make_private
+
+        mode = "two_pass" if method.endswith("two_pass") else "bookkeeping"
+        model, optimizer, _, _ = make_private(model, optimizer, loader, noise_multiplier=1.0, max_grad_norm=1.0, seed=0, mode=mode)
+
+        def step():
+            if mode == "two_pass":
+                optimizer.backward(loss_fn(model(x), y, reduction="none"))
+            else:
+                loss_fn(model(x), y).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    else:
+        from opacus import PrivacyEngine
+
+        engine = PrivacyEngine()
+        if method == "opacus_ghost":
+            from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
+
+            model, optimizer, _, _ = engine.make_private(
+                module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=1.0, max_grad_norm=1.0,
+                criterion=torch.nn.CrossEntropyLoss(), grad_sample_mode="ghost", poisson_sampling=False,
+            )
+
+            class PerSample(torch.nn.Module):  # the benchmark's per-sample loss, seen by Opacus' two-pass wrapper
+                reduction = "mean"
+
+                def forward(self, out, target):
+                    return loss_fn(out, target, reduction="none")
+
+            criterion = DPLossFastGradientClipping(model, optimizer, PerSample(), "mean")
+
+            def step():
+                criterion(model(x), y).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+        else:
+            model, optimizer, _ = engine.make_private(
+                module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=1.0, max_grad_norm=1.0,
+                grad_sample_mode="hooks", poisson_sampling=False,
+            )
+
+            def step():
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    seconds = (time.perf_counter() - start) / steps
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        measure = "cuda max_memory_allocated"
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+        measure = "growth of peak RSS over the warm-up peak"
+    return {"seconds_per_step": seconds, "peak_mib": peak, "memory_measure": measure}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--small", action="store_true", help="small batch/model for a quick CPU run")
+    parser.add_argument("--models", default="resnet18_gn,gpt2_6x512")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", default="tools/bench/results/dp_ghost.json")
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.steps, args.small, args.device)))
+        return 0
+    rows = []
+    for model_name in args.models.split(","):
+        for method in args.methods.split(","):
+            command = [sys.executable, __file__, "--worker", model_name, method, "--steps", str(args.steps), "--device", args.device]
+            done = subprocess.run(command + (["--small"] if args.small else []), capture_output=True, text=True)
+            row = {"model": model_name, "method": method}
+            if done.returncode == 0:
+                row |= json.loads(done.stdout.strip().splitlines()[-1])
+            else:
+                row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:200]
+            rows.append(row)
+            print(row, file=sys.stderr, flush=True)
+    for model_name in args.models.split(","):
+        base = next((r for r in rows if r["model"] == model_name and r["method"] == "non_private" and "error" not in r), None)
+        for r in rows:
+            if r["model"] == model_name and base and "error" not in r:
+                r["time_vs_non_private"] = r["seconds_per_step"] / base["seconds_per_step"]
+                r["memory_vs_non_private"] = r["peak_mib"] / base["peak_mib"] if base["peak_mib"] > 0 else None
+    print(f"{'model':<12} {'method':<24} {'s/step':>8} {'x time':>7} {'peak MiB':>9} {'x mem':>6}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['model']:<12} {r['method']:<24} error: {r['error']}")
+        else:
+            mem = r.get("memory_vs_non_private")
+            print(f"{r['model']:<12} {r['method']:<24} {r['seconds_per_step']:8.3f} {r.get('time_vs_non_private', float('nan')):7.2f} "
+                  f"{r['peak_mib']:9.1f} {mem if mem is not None else float('nan'):6.2f}")
+    result = {"device": args.device, "steps": args.steps, "small": args.small, "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as handle:
+        json.dump(result, handle, indent=2)
+    os.replace(handle.name, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
