@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from privaudit.core import bounds
-from scipy import stats
+from scipy import special, stats
 
 
 def formula_p_value(m, r, v, eps, delta):
@@ -58,6 +58,20 @@ def test_known_values_and_edges():
     assert bounds.one_run_eps_lower_bound(100, 10, 5) == 0.0  # chance accuracy proves nothing
     with pytest.raises(ValueError):
         bounds.one_run_eps_lower_bound(10, 20, 5)
+
+
+def test_pure_bound_is_the_clopper_pearson_limit_up_to_a_million_guesses():
+    # delta = 0: the bound is the logit of scipy's inverse incomplete beta at the level; the fast
+    # solver (continued fraction + Newton) must agree from r = 1 to r = 10^6 and levels to 1e-12.
+    rng = np.random.default_rng(3)
+    r = np.r_[1, 2, 10, rng.integers(1, 10 ** rng.integers(1, 7, 400))].astype(float)
+    v = np.floor(r * rng.uniform(0, 1, r.size) ** rng.uniform(0.02, 1, r.size))
+    v[:3] = r[:3]  # all guesses right: eps = logit(level^(1/r))
+    for level in (0.05, 1e-4, 2.5e-8, 1e-12):
+        q = special.betaincinv(np.maximum(v, 1), r - np.maximum(v, 1) + 1, level)
+        expected = np.where((v > 0) & (q > 0.5), special.logit(q), 0.0)
+        got = bounds.eps_lower_bounds(r, r, v, alpha=level)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
 
 
 @settings(max_examples=15, deadline=None)
