@@ -48,6 +48,8 @@ def conv_case(draw, dims):
     if mode != "zeros":  # torch needs the padding to be smaller than the input for these modes
         padding = tuple(max(p, 1) for p in padding)
     size = [dilation[i] * (kernel[i] - 1) + 1 + draw(st.integers(0, 3)) for i in range(dims)]
+    if mode != "zeros":  # reflect / circular padding must also be smaller than the input
+        size = [max(s, p + 1) for s, p in zip(size, padding, strict=True)]
     conv = getattr(nn, f"Conv{dims}d")(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation,
                                         groups=groups, bias=draw(st.booleans()), padding_mode=mode)
     return conv, torch.randn(batch, c_in, *size)
@@ -76,7 +78,8 @@ def rms_norm_case(draw):
 def group_norm_case(draw):
     groups = draw(st.integers(1, 3))
     channels = groups * draw(st.integers(1, 2))
-    spatial = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 2)))]
+    # torch needs more than one value per group to normalise
+    spatial = [draw(st.integers(2, 4)), *[draw(st.integers(1, 4)) for _ in range(draw(st.integers(0, 1)))]]
     return nn.GroupNorm(groups, channels), torch.randn(draw(st.integers(1, 3)), channels, *spatial)
 
 

@@ -83,7 +83,13 @@ class PerSampleClipper:
 
     # ---------------------------------------------------------------- recording
     def _recording(self) -> bool:
-        return self._capturing and torch.is_grad_enabled()
+        # Calls inside torch.func transforms (a user's own per-sample gradients, say) are not
+        # training steps: leave them alone.
+        return (
+            self._capturing
+            and torch.is_grad_enabled()
+            and not torch._C._are_functorch_transforms_active()
+        )
 
     def _before_forward(self, module, args, kwargs):
         if not (self._recording() and self.mode == "bookkeeping"):

@@ -1,1 +1,0 @@
-"""privaudit.attacks"""
