@@ -4,7 +4,6 @@ import pytest
 from opacus.accountants import PRVAccountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 from opacus.accountants.rdp import RDPAccountant
-
 from privaudit.dp import DPError
 from privaudit.dp.accounting import epsilon_spent, noise_for_epsilon
 

@@ -1,5 +1,4 @@
 import numpy as np
-
 from privaudit.dp.datasets import mnist_subset
 
 

@@ -3,10 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from privaudit.dp import DPError
 from privaudit.dp.engine import PerSampleClipper
+from torch import nn
 
 
 class Scale(nn.Module):

@@ -5,12 +5,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
-from torch.func import functional_call, grad, vmap
-
 from privaudit.dp.engine import PerSampleClipper
 from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
 from privaudit.dp.layers.conv import conv_ghost_norm_sq
+from torch import nn
+from torch.func import functional_call, grad, vmap
 
 SETTINGS = settings(max_examples=6, deadline=None, derandomize=True)
 

@@ -3,10 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from privaudit.dp import DPError, make_private
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-from privaudit.dp import DPError, make_private
 
 
 def small_problem(n=64, seed=0):

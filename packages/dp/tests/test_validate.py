@@ -1,11 +1,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-
 from privaudit.dp import DPError, make_private
 from privaudit.dp.validate import fix, problems
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def bn_model():

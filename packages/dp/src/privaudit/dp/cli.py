@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
-from tqdm import tqdm
-
 from privaudit.dp.datasets import mnist_subset
 from privaudit.dp.errors import DPError
 from privaudit.dp.models import MODELS
 from privaudit.dp.private import make_private
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
 
 
 def _parser() -> argparse.ArgumentParser:

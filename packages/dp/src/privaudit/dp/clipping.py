@@ -1,8 +1,7 @@
 """Per-sample clipping factors: Abadi's min(1, R/||g||) and automatic clipping R/(||g|| + gamma)."""
 
-from torch import Tensor
-
 from privaudit.dp.errors import DPError
+from torch import Tensor
 
 CLIPPING_KINDS = ("abadi", "automatic")
 

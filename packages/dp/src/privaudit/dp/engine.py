@@ -12,11 +12,10 @@ from collections import defaultdict
 from functools import partial
 
 import torch
-from torch import Tensor, nn
-
 from privaudit.dp.clipping import check_clipping, clip_factors
 from privaudit.dp.errors import DPError
 from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
+from torch import Tensor, nn
 
 MODES = ("bookkeeping", "two_pass")
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from privaudit.dp.errors import DPError
+from torch import nn
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-from torch import Tensor
-from torch.optim import Optimizer
-
 from privaudit.dp.engine import PerSampleClipper
 from privaudit.dp.errors import DPError
 from privaudit.dp.noise import GaussianNoise
+from torch import Tensor
+from torch.optim import Optimizer
 
 
 class DPOptimizer(Optimizer):

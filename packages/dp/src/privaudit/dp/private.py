@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from torch import nn
-from torch.optim import Optimizer
-from torch.utils.data import DataLoader
-
 from privaudit.dp.accounting import check_privacy_parameters, make_accountant, noise_for_epsilon
 from privaudit.dp.engine import PerSampleClipper
 from privaudit.dp.errors import DPError
@@ -13,6 +9,9 @@ from privaudit.dp.noise import GaussianNoise
 from privaudit.dp.optimizer import DPOptimizer
 from privaudit.dp.sampling import DPDataLoader
 from privaudit.dp.validate import validate
+from torch import nn
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader
 
 
 def make_private(

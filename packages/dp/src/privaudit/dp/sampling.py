@@ -7,9 +7,8 @@ import secrets
 from collections import deque
 
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
-
 from privaudit.dp.errors import DPError
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 
 class PrivateBatchSampler:

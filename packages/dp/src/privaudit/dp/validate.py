@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from privaudit.dp.errors import DPError
+from torch import nn
 
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 

@@ -8,10 +8,9 @@ The clipped sum is one convolution-backward with the output gradient scaled per 
 
 import torch
 import torch.nn.functional as F
+from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
 from torch import Tensor, nn
 from torch.nn import grad as conv_grad
-
-from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
 
 _WEIGHT_GRAD = {1: conv_grad.conv1d_weight, 2: conv_grad.conv2d_weight, 3: conv_grad.conv3d_weight}
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}

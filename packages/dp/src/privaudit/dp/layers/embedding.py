@@ -1,9 +1,8 @@
 """nn.Embedding: ghost norm from token equality, sum_{t,s} [i_t = i_s] <g_t, g_s>; clipped sum by index_add."""
 
 import torch
-from torch import Tensor, nn
-
 from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+from torch import Tensor, nn
 
 
 def _tokens_and_grads(call: LayerCall) -> tuple[Tensor, Tensor]:

@@ -1,10 +1,9 @@
 """Any other module with trainable parameters: per-sample gradients with torch.func (vmap of a vjp)."""
 
 import torch
+from privaudit.dp.layers.registry import LayerCall, LayerRule
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
-
-from privaudit.dp.layers.registry import LayerCall, LayerRule
 
 
 class FuncRule(LayerRule):

@@ -4,10 +4,9 @@ Registered by name, so privaudit.dp never imports transformers.
 """
 
 import torch
-from torch import Tensor
-
 from privaudit.dp.layers.linear import as_sequence, linear_ghost_norm_sq, linear_weighted_weight
 from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+from torch import Tensor
 
 
 @register_rule("transformers.pytorch_utils.Conv1D")

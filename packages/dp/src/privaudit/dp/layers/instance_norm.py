@@ -1,10 +1,9 @@
 """nn.InstanceNorm1d/2d/3d with affine=True (running statistics are refused by the validator)."""
 
 import torch.nn.functional as F
-from torch import nn
-
 from privaudit.dp.layers.normalization import AffineNormRule, sum_trailing
 from privaudit.dp.layers.registry import register_rule
+from torch import nn
 
 
 @register_rule(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)

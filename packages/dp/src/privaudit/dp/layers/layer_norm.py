@@ -1,10 +1,9 @@
 """nn.LayerNorm."""
 
 import torch.nn.functional as F
-from torch import nn
-
 from privaudit.dp.layers.normalization import AffineNormRule, sum_leading
 from privaudit.dp.layers.registry import register_rule
+from torch import nn
 
 
 @register_rule(nn.LayerNorm)

@@ -1,9 +1,8 @@
 """nn.Linear on [B, in] or sequence inputs [B, ..., in]: ghost norm or explicit, by the mixed rule."""
 
 import torch
-from torch import Tensor, nn
-
 from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+from torch import Tensor, nn
 
 
 def as_sequence(x: Tensor) -> Tensor:

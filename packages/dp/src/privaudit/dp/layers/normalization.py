@@ -1,9 +1,8 @@
 """Shared rule for affine normalisation layers: per-sample gradients are small (one value per channel
 or normalised element), so they are formed explicitly from the normalised input."""
 
-from torch import Tensor
-
 from privaudit.dp.layers.registry import LayerCall, LayerRule
+from torch import Tensor
 
 
 class AffineNormRule(LayerRule):
