@@ -1,0 +1,1 @@
+"""privaudit.attacks"""

@@ -1,0 +1,78 @@
+"""audit-attacks: membership inference with reference models, and the one-run DP audit."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from privaudit.core.errors import run_cli
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audit-attacks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    mia = commands.add_parser(
+        "mia", help="LOSS, population, LiRA and RMIA attacks with reference models"
+    )
+    mia.add_argument(
+        "--config", help="YAML run config (defaults: small CNN on the embedded MNIST subset)"
+    )
+    mia.add_argument("--out", default="runs/attacks-mia", help="run directory (reused to resume)")
+    mia.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="train reference models on this Ray cluster ('local' starts one)",
+    )
+    mia.add_argument("--quiet", action="store_true", help="no progress bars")
+    one_run = commands.add_parser("one-run", help="one-run DP audit with canaries")
+    one_run.add_argument("--config", help="YAML run config")
+    one_run.add_argument("--out", default="runs/attacks-one-run", help="run directory")
+    one_run.add_argument("--dp", action="store_true", help="train with DP-SGD at dp.target_epsilon")
+    one_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        import dataclasses
+
+        from privaudit.attacks.config import MiaConfig, OneRunConfig, load_config
+
+        if args.command == "mia":
+            from privaudit.attacks.mia import run_mia
+
+            report = run_mia(
+                load_config(MiaConfig, args.config),
+                args.out,
+                ray_address=args.ray,
+                progress=not args.quiet,
+            )
+            for column, stats in report["columns"].items():
+                print(
+                    f"{column:28s} AUC {stats['auc']:.3f}  TPR@1%FPR {stats['tpr_at_fpr']['0.01']:.3f}  TPR@0.1%FPR {stats['tpr_at_fpr']['0.001']:.3f}"
+                )
+        else:
+            from privaudit.attacks.one_run import run_one_run
+
+            config = load_config(OneRunConfig, args.config)
+            if args.dp:
+                config = dataclasses.replace(
+                    config, dp=dataclasses.replace(config.dp, enabled=True)
+                )
+            report = run_one_run(config, args.out, progress=not args.quiet)
+            extra = report["extra"]
+            spent = extra["dp_epsilon_spent"]
+            print(
+                f"eps lower bound {extra['eps_lower_bound']:.3f}"
+                + (
+                    f" (DP training spent eps {spent:.3f})"
+                    if spent is not None
+                    else " (non-private training)"
+                )
+            )
+        print(f"report: {args.out}/report.html")
+        return 0
+
+    return run_cli(body)

@@ -1,0 +1,99 @@
+import json
+
+import pytest
+from privaudit.attacks.cli import main
+
+TINY_MIA = """
+seed: 1
+data: {dataset: digits, audit_size: 200, population_size: 100, shift: 1}
+model: {kind: mlp, width: 32}
+training: {epochs: 5, batch_size: 32, lr: 0.1}
+references: {count: 4}
+attacks: [loss, population, lira_online, lira_offline, rmia_online, {name: rmia_offline, a: 0.5, label: rmia_offline_a05}]
+"""
+
+
+def test_mia_end_to_end_and_rerun_reuses_models(tmp_path, capsys):
+    config = tmp_path / "mia.yaml"
+    config.write_text(TINY_MIA)
+    out = tmp_path / "run"
+    assert main(["mia", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["columns"]) == {
+        f"mia_{n}_pred"
+        for n in (
+            "loss",
+            "population",
+            "lira_online",
+            "lira_offline",
+            "rmia_online",
+            "rmia_offline_a05",
+        )
+    }
+    assert (
+        out / "report.html"
+    ).exists() and f"report: {out}/report.html" in capsys.readouterr().out
+    checkpoints = sorted(out.glob("cache/references-*/model_*.pt"))
+    assert len(checkpoints) == 4
+    stamps = [p.stat().st_mtime_ns for p in checkpoints]
+    assert main(["mia", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    assert [p.stat().st_mtime_ns for p in checkpoints] == stamps
+    assert json.loads((out / "report.json").read_text())["columns"] == report["columns"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: {dataset: cifar}", "data.dataset must be one of mnist, digits, got 'cifar'"),
+        ("data: {audit_size: 7}", "audit_size must be an even number"),
+        ("referencez: {}", "unknown field 'referencez'"),
+        ("attacks: [lira]", "unknown attack 'lira'"),
+        ("training: {epochs: many}", "training.epochs must be int"),
+        ("data: [", "not valid YAML"),
+    ],
+)
+def test_bad_config_exits_2_with_one_sentence(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    assert main(["mia", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "report.json").exists()
+
+
+def test_missing_config_file_exits_2(tmp_path, capsys):
+    assert main(["one-run", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read the config file" in capsys.readouterr().err
+
+
+ONE_RUN = """
+seed: 0
+dataset: digits
+train_size: 300
+canaries: {count: 400, kind: mislabelled}
+model: {kind: mlp, width: 128}
+training: {epochs: 30, batch_size: 32, lr: 0.1}
+dp: {target_epsilon: 1.0, delta: 1.0e-5, max_grad_norm: 1.0}
+"""
+
+
+def test_one_run_non_private_gives_positive_bound(tmp_path):
+    config = tmp_path / "one.yaml"
+    config.write_text(ONE_RUN)
+    assert (
+        main(["one-run", "--config", str(config), "--out", str(tmp_path / "plain"), "--quiet"]) == 0
+    )
+    extra = json.loads((tmp_path / "plain" / "report.json").read_text())["extra"]
+    assert extra["eps_lower_bound"] > 0.5 and extra["dp_epsilon_spent"] is None
+
+
+def test_one_run_dp_bound_stays_below_epsilon(tmp_path):
+    config = tmp_path / "one.yaml"
+    config.write_text(ONE_RUN)
+    assert (
+        main(["one-run", "--config", str(config), "--out", str(tmp_path / "dp"), "--dp", "--quiet"])
+        == 0
+    )
+    extra = json.loads((tmp_path / "dp" / "report.json").read_text())["extra"]
+    assert extra["dp_epsilon_spent"] == pytest.approx(1.0, rel=0.05)
+    assert extra["eps_lower_bound"] < extra["dp_epsilon_spent"]

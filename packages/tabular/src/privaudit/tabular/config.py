@@ -1,0 +1,105 @@
+"""The audit's configuration: one frozen dataclass with working defaults, loadable from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from privaudit.core.errors import InputError
+
+# A user model is a torch state dict (needs an architecture spec) or a joblib-saved estimator.
+TORCH_SUFFIXES = (".pt", ".pth")
+SKLEARN_SUFFIXES = (".joblib", ".pkl")
+
+TARGET_KINDS = ("mlp", "overfit", "dp")
+
+
+@dataclass(frozen=True)
+class TabularAuditConfig:
+    """Everything that decides an audit's result; the defaults audit an MLP on UCI Adult."""
+
+    seed: int = 0
+    out_dir: str = "runs/tabular-adult"
+    cache_dir: str | None = None  # where trained stages are kept; default <out_dir>/cache
+    # data: None means the embedded UCI Adult table
+    data: str | None = None
+    label: str = "income"
+    non_members_data: str | None = None  # real non-members for a user model (ground truth)
+    generator_rows: int = 3000
+    audit_members: int = 4000
+    non_members: int = 4000
+    min_rows: int = 300
+    # target: trained here (mlp / overfit / dp) unless `model` names the user's checkpoint
+    target: str = "mlp"
+    model: str | None = None
+    model_spec: str | None = None
+    hidden: tuple[int, ...] = (128, 128)
+    epochs: int = 15
+    overfit_hidden: tuple[int, ...] = (512, 512, 512)
+    overfit_epochs: int = 150
+    lr: float = 1e-3
+    batch_size: int = 128
+    epsilon: float = 1.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    # generator (CTGAN) and helper
+    ctgan_epochs: int = 60
+    ctgan_batch_size: int = 500
+    helper_epochs: int = 15
+    # baseline / MIA classifiers (HistGradientBoosting) on a real/synthetic mix
+    classifier_iterations: int = 200
+    test_fraction: float = 0.5
+    alpha: float = 0.05
+
+    def __post_init__(self):
+        def need(ok: bool, field: str, what: str):
+            if not ok:
+                raise InputError(f"config field {field!r} {what} (got {getattr(self, field)!r}).")
+
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "overfit_hidden", tuple(int(h) for h in self.overfit_hidden))
+        need(self.target in TARGET_KINDS, "target", f"must be one of {', '.join(TARGET_KINDS)}")
+        for name in ("generator_rows", "audit_members", "min_rows", "epochs", "overfit_epochs",
+                     "batch_size", "ctgan_epochs", "ctgan_batch_size", "helper_epochs", "classifier_iterations"):
+            need(getattr(self, name) > 0, name, "must be positive")
+        need(self.non_members >= 0, "non_members", "must be zero or positive")
+        need(all(h > 0 for h in self.hidden) and self.hidden, "hidden", "must list positive widths")
+        need(all(h > 0 for h in self.overfit_hidden) and self.overfit_hidden, "overfit_hidden", "must list positive widths")
+        need(self.epsilon > 0, "epsilon", "must be positive")
+        need(0 < self.delta < 1, "delta", "must be in (0, 1)")
+        need(self.lr > 0, "lr", "must be positive")
+        need(0 < self.test_fraction < 1, "test_fraction", "must be in (0, 1)")
+        need(0 < self.alpha < 1, "alpha", "must be in (0, 1)")
+        need(self.model_spec is None or self.model is not None, "model_spec", "needs `model` too")
+        torch_model = self.model is not None and Path(self.model).suffix.lower() in TORCH_SUFFIXES
+        need(not torch_model or self.model_spec is not None, "model_spec",
+             "is required for a torch checkpoint: pass --model-spec, a YAML file like 'hidden: [64, 64]'")
+
+    def replace(self, **changes) -> TabularAuditConfig:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path) -> TabularAuditConfig:
+    """A config from a YAML mapping of field names; unknown fields are an InputError."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"config file {path} is not readable YAML ({type(exc).__name__}).") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(f"config file {path} must hold a mapping of field names to values.")
+    known = {f.name for f in dataclasses.fields(TabularAuditConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"config file {path} has unknown field {unknown[0]!r}.")
+    try:
+        return TabularAuditConfig(**raw)
+    except TypeError as exc:
+        raise InputError(f"config file {path} has a value of the wrong type ({exc}).") from exc

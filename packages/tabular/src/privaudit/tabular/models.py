@@ -1,0 +1,105 @@
+"""Feature encoding and the MLP classifier used as target (normal, overfit, DP) and as helper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from privaudit.tabular.data import Table
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+
+class FeatureEncoder:
+    """One-hot categorical and standardised numerical features, fitted on one split (deterministic)."""
+
+    def __init__(self, table: Table, fit_on: pd.DataFrame):
+        self.table = table
+        self.transform_ = ColumnTransformer(
+            [
+                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), table.categorical),
+                ("numerical", StandardScaler(), table.numerical),
+            ]
+        ).fit(fit_on[table.features])
+
+    def features(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.transform_.transform(frame[self.table.features]), dtype=np.float32)
+
+    def labels(self, frame: pd.DataFrame) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.table.classes)}
+        return frame[self.table.label].map(index).to_numpy(dtype=np.int64)
+
+
+class TabularMLP(nn.Module):
+    """ReLU MLP from features to class logits; `hidden` lists the hidden layer widths."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], n_classes: int):
+        super().__init__()
+        widths = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one MLP is trained; `dp_epsilon` set means DP-SGD through privaudit.dp at that epsilon."""
+
+    hidden: tuple[int, ...]
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.0
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-5
+    max_grad_norm: float = 1.0
+
+
+def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSettings, *, seed: int, desc: str):
+    """Train a TabularMLP; returns (model, spent epsilon or None)."""
+    torch.manual_seed(seed)
+    model = TabularMLP(x.shape[1], settings.hidden, n_classes)
+    dataset = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    accountant = None
+    if settings.dp_epsilon is not None:
+        from privaudit.dp import make_private
+
+        model, optimizer, loader, accountant = make_private(
+            model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
+            epochs=settings.epochs, max_grad_norm=settings.max_grad_norm, seed=seed,
+        )
+    model.train()
+    for _ in tqdm(range(settings.epochs), desc=desc, unit="epoch", leave=False):
+        for xb, yb in loader:
+            if len(xb) == 0:  # Poisson sampling can draw an empty batch
+                continue
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
+    return model, spent
+
+
+@torch.no_grad()
+def per_example_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cross-entropy of each row under the model (the membership signal)."""
+    model.eval()
+    logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+    return F.cross_entropy(logits, torch.from_numpy(y), reduction="none").numpy().astype(np.float64)

@@ -1,0 +1,50 @@
+"""The audit end to end on a slice of Adult: reports written, caches reused, overfit leaks more than DP."""
+
+import json
+
+import pytest
+from privaudit.tabular.audit import run_audit
+from privaudit.tabular.config import TabularAuditConfig
+
+TINY = dict(generator_rows=500, audit_members=1200, non_members=700, ctgan_epochs=5, epochs=5, helper_epochs=5,
+            hidden=(64, 64), overfit_hidden=(256, 256), overfit_epochs=150, classifier_iterations=60, seed=3)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def _config(adult_slice_csv, out, cache_dir, **changes):
+    return TabularAuditConfig(data=str(adult_slice_csv), out_dir=str(out), cache_dir=str(cache_dir), **{**TINY, **changes})
+
+
+def test_end_to_end_report_and_resume(adult_slice_csv, tmp_path, cache_dir):
+    config = _config(adult_slice_csv, tmp_path / "mlp", cache_dir)
+    report = run_audit(config)
+    written = json.loads((tmp_path / "mlp" / "report.json").read_text())
+    assert written["eps_tilde"].keys() == {"mia_mlp_pred"}
+    assert written["c_lb"] is not None
+    assert (tmp_path / "mlp" / "report.html").stat().st_size > 1000
+    assert 0 < written["extra"]["generator_quality"]["score"] <= 1
+    assert {s["column"] for s in written["extra"]["generator_quality"]["column_shapes"]} >= {"age", "workclass"}
+    assert (tmp_path / "mlp" / "ground-truth" / "report.json").exists()
+    assert written["n"] == report["n"] == 600  # test slots: half of the 1,200 audit members
+    assert 250 < written["members"] < 350  # each slot is real with probability 1/2
+    cached = {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
+    again = run_audit(config)
+    assert {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == cached  # nothing retrained
+    assert again["eps_tilde"] == report["eps_tilde"]
+
+
+def test_overfit_target_leaks_more_than_dp(adult_slice_csv, tmp_path, cache_dir):
+    overfit = run_audit(_config(adult_slice_csv, tmp_path / "overfit", cache_dir, target="overfit"))
+    private = run_audit(_config(adult_slice_csv, tmp_path / "dp", cache_dir, target="dp", epsilon=1.0))
+    assert private["extra"]["target"]["spent_epsilon"] <= 1.0 + 1e-6
+    overfit_eps = overfit["columns"]["mia_overfit_pred"]["eps_lb"]
+    private_eps = private["columns"]["mia_dp_pred"]["eps_lb"]
+    gt_overfit = overfit["extra"]["ground_truth"]["columns"]["mia_overfit_pred"]["auc"]
+    gt_private = private["extra"]["ground_truth"]["columns"]["mia_dp_pred"]["auc"]
+    assert overfit["eps_tilde"]["mia_overfit_pred"] > private["eps_tilde"]["mia_dp_pred"] + 0.5
+    assert overfit_eps > private_eps
+    assert gt_overfit > gt_private + 0.05
