@@ -41,28 +41,19 @@ def build(model_name: str, small: bool, device):
             return nn.functional.cross_entropy(out, target, reduction=reduction)
 
         return model.to(device), x.to(device), y.to(device), loss_fn
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from privaudit.dp.text import SmallGPT2, per_sample_lm_loss
 
     layers, width, tokens, batch = (2, 128, 32, 4) if small else (6, 512, 128, 16)
-    config = GPT2Config(vocab_size=8192, n_positions=tokens, n_embd=width, n_layer=layers, n_head=8,
-                        tie_word_embeddings=False, attn_implementation="eager")
+    vocab = 8192
+    model = SmallGPT2(vocab, tokens, layers=layers, width=width, heads=8)
 
-    class LM(nn.Module):  # logits only, so every engine sees a plain tensor output
-        def __init__(self):
-            super().__init__()
-            self.gpt = GPT2LMHeadModel(config)
-
-        def forward(self, ids):
-            return self.gpt(input_ids=ids, use_cache=False).logits
-
-    x = torch.randint(0, config.vocab_size, (batch, tokens))
+    x = torch.randint(0, vocab, (batch, tokens))
 
     def loss_fn(out, target, reduction="mean"):
-        per_token = nn.functional.cross_entropy(out[:, :-1].flatten(0, 1), target[:, 1:].flatten(), reduction="none")
-        per_sample = per_token.view(out.shape[0], -1).mean(1)
+        per_sample = per_sample_lm_loss(out, target)
         return per_sample.mean() if reduction == "mean" else per_sample
 
-    return LM().to(device), x.to(device), x.to(device), loss_fn
+    return model.to(device), x.to(device), x.to(device), loss_fn
 
 
 def worker(model_name: str, method: str, steps: int, small: bool, device_name: str) -> dict:

@@ -1,5 +1,7 @@
 """Privacy accounting with Opacus' accountants (RDP, PRV)."""
 
+import warnings
+
 from privaudit.dp.errors import DPError
 
 ACCOUNTANTS = ("rdp", "prv")
@@ -43,9 +45,12 @@ def noise_for_epsilon(target_epsilon: float, sample_rate: float, steps: int, del
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
-        return float(get_noise_multiplier(
-            target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
-            steps=steps, accountant=accountant,
-        ))
+        with warnings.catch_warnings():
+            # the search passes through tiny noise levels whose best RDP order is the largest one
+            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+            return float(get_noise_multiplier(
+                target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
+                steps=steps, accountant=accountant,
+            ))
     except ValueError as exc:
         raise DPError(f"no noise level reaches epsilon {target_epsilon} at delta {delta} in {steps} steps ({exc}).") from exc

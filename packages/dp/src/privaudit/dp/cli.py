@@ -1,4 +1,5 @@
-"""dp-train: train an image classifier with DP-SGD at a target epsilon and report accuracy and epsilon."""
+"""dp-train: train an image classifier or a small GPT-2 with DP-SGD at a target epsilon; report
+test accuracy (images) or perplexity (text) and the epsilon spent."""
 
 from __future__ import annotations
 
@@ -23,14 +24,19 @@ from tqdm import tqdm
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dp-train", description=__doc__)
-    parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
-    parser.add_argument("--data", default="mnist", help="'mnist' (embedded 5,000-image subset) or an .npz with 'images' and 'labels'")
-    parser.add_argument("--limit", type=int, default=2000, help="use at most this many examples (0: all)")
+    parser.add_argument("--model", choices=[*sorted(MODELS), "gpt2"], default="cnn")
+    parser.add_argument("--data", help="images: 'mnist' (embedded 5,000-image subset, the default) or an .npz with "
+                        "'images' and 'labels'; gpt2: 'sotu' (embedded speeches, the default), a .txt or a .jsonl file")
+    parser.add_argument("--limit", type=int, default=2000, help="use at most this many examples or token blocks (0: all)")
     parser.add_argument("--epsilon", type=float, default=4.0)
     parser.add_argument("--delta", type=float, default=1e-5)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2.0)
+    parser.add_argument("--lr", type=float, help="learning rate (default: 2.0 for SGD on images, 1e-3 for Adam on gpt2)")
+    parser.add_argument("--block", type=int, default=64, help="gpt2: tokens per training example")
+    parser.add_argument("--vocab", type=int, default=2048, help="gpt2: BPE vocabulary size of the tokenizer trained on the data")
+    parser.add_argument("--layers", type=int, default=2, help="gpt2: transformer blocks")
+    parser.add_argument("--width", type=int, default=128, help="gpt2: embedding width")
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
     parser.add_argument("--clipping", choices=["abadi", "automatic"], default="abadi")
     parser.add_argument("--accountant", choices=["rdp", "prv"], default="rdp")
@@ -66,44 +72,94 @@ def _tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torc
     return (x - x.mean()) / (x.std() + 1e-8), torch.as_tensor(labels)
 
 
-def train(args: argparse.Namespace) -> dict:
-    if args.epochs < 1 or args.batch_size < 1 or args.epsilon <= 0 or args.lr <= 0:
+def _check_args(args: argparse.Namespace) -> None:
+    if args.epochs < 1 or args.batch_size < 1 or args.epsilon <= 0 or (args.lr is not None and args.lr <= 0):
         raise DPError("--epochs, --batch-size, --epsilon and --lr must be positive.")
-    torch.manual_seed(args.seed)
-    x, y = _tensors(*_load_images(args.data))
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))
-    if args.limit:
-        order = order[: args.limit]
+    if args.model == "gpt2" and (args.block < 8 or args.vocab < 300 or args.layers < 1 or args.width < 8 or args.width % 4):
+        raise DPError("gpt2 needs --block >= 8, --vocab >= 300, --layers >= 1 and --width a multiple of 4 (>= 8).")
+
+
+def _split(count: int, limit: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded shuffle cut 80/20 into training and test indices, after keeping at most `limit`."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    if limit:
+        order = order[:limit]
     split = int(0.8 * len(order))
-    train_set = TensorDataset(x[order[:split]], y[order[:split]])
-    test_x, test_y = x[order[split:]], y[order[split:]]
-    classes = int(y.max()) + 1
-    device = torch.device(args.device)
-    model = MODELS[args.model](x.shape[1], classes).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.0)
+    return order[:split], order[split:]
+
+
+def _private_training(args, model, optimizer, train_set, loss_fn, device) -> tuple:
+    """The DP-SGD loop shared by both model kinds; loss_fn(model, batch) gives the mean batch loss."""
     model, optimizer, loader, accountant = make_private(
-        model, optimizer, DataLoader(train_set, batch_size=min(args.batch_size, split)),
+        model, optimizer, DataLoader(train_set, batch_size=min(args.batch_size, len(train_set))),
         target_epsilon=args.epsilon, target_delta=args.delta, epochs=args.epochs,
         max_grad_norm=args.max_grad_norm, clipping=args.clipping, accountant=args.accountant, seed=args.seed,
     )
     model.train()
     for epoch in range(args.epochs):
         progress = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr)
-        for xb, yb in progress:
-            loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
+        for batch in progress:
+            if len(batch[0]) == 0:  # Poisson sampling drew nobody: the step is still taken (noise only)
+                optimizer.step()
+                optimizer.zero_grad()
+                continue
+            loss = loss_fn(model, [t.to(device) for t in batch])
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
             progress.set_postfix(loss=f"{loss.item():.3f}", eps=f"{accountant.get_epsilon(args.delta):.2f}")
     model.eval()
-    with torch.no_grad():
-        predictions = torch.cat([model(b.to(device)).argmax(1).cpu() for b in test_x.split(256)])
+    return optimizer, loader, accountant
+
+
+def _summary(args, optimizer, loader, accountant, train_count: int, test_count: int) -> dict:
     return {
-        "model": args.model, "data": args.data, "train_examples": split, "test_examples": len(test_x),
-        "test_accuracy": float((predictions == test_y).float().mean()),
+        "model": args.model, "data": args.data, "train_examples": train_count, "test_examples": test_count,
         "epsilon_spent": float(accountant.get_epsilon(args.delta)), "delta": args.delta,
         "target_epsilon": args.epsilon, "noise_multiplier": optimizer.noise_multiplier,
         "sample_rate": loader.sample_rate, "steps": len(loader) * args.epochs, "seed": args.seed,
+    }
+
+
+def train_images(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    x, y = _tensors(*_load_images(args.data or "mnist"))
+    train_idx, test_idx = _split(len(x), args.limit, args.seed)
+    device = torch.device(args.device)
+    model = MODELS[args.model](x.shape[1], int(y.max()) + 1).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr or 2.0, momentum=0.0)
+    optimizer, loader, accountant = _private_training(
+        args, model, optimizer, TensorDataset(x[train_idx], y[train_idx]),
+        lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), device,
+    )
+    with torch.no_grad():
+        predictions = torch.cat([model(b.to(device)).argmax(1).cpu() for b in x[test_idx].split(256)])
+    return _summary(args, optimizer, loader, accountant, len(train_idx), len(test_idx)) | {
+        "test_accuracy": float((predictions == y[test_idx]).float().mean()),
+    }
+
+
+def train_text(args: argparse.Namespace) -> dict:
+    from privaudit.dp import text
+
+    torch.manual_seed(args.seed)
+    documents = text.read_documents(args.data or "sotu")
+    tokenizer = text.train_tokenizer(documents, args.vocab)
+    blocks = text.token_blocks(documents, tokenizer, args.block)
+    train_idx, test_idx = _split(len(blocks), args.limit, args.seed)
+    device = torch.device(args.device)
+    model = text.SmallGPT2(tokenizer.get_vocab_size(), args.block, args.layers, args.width).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr or 1e-3)
+    optimizer, loader, accountant = _private_training(
+        args, model, optimizer, TensorDataset(blocks[train_idx]),
+        lambda m, batch: text.per_sample_lm_loss(m(batch[0]), batch[0]).mean(), device,
+    )
+    with torch.no_grad():
+        test_loss = torch.cat([text.per_sample_lm_loss(model(b.to(device)), b.to(device)).cpu()
+                               for b in blocks[test_idx].split(64)]).mean()
+    return _summary(args, optimizer, loader, accountant, len(train_idx), len(test_idx)) | {
+        "test_perplexity": float(test_loss.exp()), "block_tokens": args.block,
+        "vocab_size": tokenizer.get_vocab_size(),
     }
 
 
@@ -123,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error = refuse
     try:
         args = parser.parse_args(argv)
-        report = train(args)
+        _check_args(args)
+        report = train_text(args) if args.model == "gpt2" else train_images(args)
     except (_UsageError, DPError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,5 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     path = Path(args.out) / "report.json"
     _write_json(path, report)
-    print(f"test accuracy {report['test_accuracy']:.3f} at epsilon {report['epsilon_spent']:.2f} (delta {args.delta}); report: {path}")
+    quality = (f"test perplexity {report['test_perplexity']:.1f}" if args.model == "gpt2"
+               else f"test accuracy {report['test_accuracy']:.3f}")
+    print(f"{quality} at epsilon {report['epsilon_spent']:.2f} (delta {args.delta}); report: {path}")
     return 0
