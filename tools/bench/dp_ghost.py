@@ -2,8 +2,10 @@
 
 Compares, in one run: non-private training, privaudit book-keeping, privaudit two-pass, Opacus
 per-sample hooks (GradSampleModule) and Opacus ghost clipping. Each (model, method) runs in its own
-subprocess so peak memory is its own: on CUDA torch.cuda.max_memory_allocated; on CPU the growth of
-the process's peak RSS (ru_maxrss) over its RSS after building the model and batch -- a rough figure.
+subprocess so peak memory is its own: on CUDA torch.cuda.max_memory_allocated; on CPU the process's
+peak RSS during training (VmHWM, reset through /proc/self/clear_refs once the model and batch are
+built) minus its RSS at that moment -- activations, gradients and the engine's buffers, as the
+allocator saw them.
 
     uv run python tools/bench/dp_ghost.py --small            # quick CPU run
     uv run python tools/bench/dp_ghost.py --device cuda --steps 20
@@ -14,11 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 METHODS = ["non_private", "privaudit_bookkeeping", "privaudit_two_pass", "opacus_hooks", "opacus_ghost"]
@@ -31,9 +33,17 @@ def build(model_name: str, small: bool, device):
     torch.manual_seed(0)
     if model_name == "resnet18_gn":
         from privaudit.dp.models import resnet18
+        from torchvision.models.resnet import BasicBlock
 
         batch = 8 if small else 64
         model = resnet18(3, 10)
+        # Opacus' full backward hooks refuse in-place ops on hooked outputs (ReLU(inplace), `out +=`):
+        # every method gets the same out-of-place model.
+        for module in model.modules():
+            if isinstance(module, nn.ReLU):
+                module.inplace = False
+            if isinstance(module, BasicBlock):
+                module.forward = types.MethodType(out_of_place_block, module)
         x = torch.randn(batch, 3, 32, 32)
         y = torch.randint(0, 10, (batch,))
 
@@ -54,6 +64,13 @@ def build(model_name: str, small: bool, device):
         return per_sample.mean() if reduction == "mean" else per_sample
 
     return model.to(device), x.to(device), x.to(device), loss_fn
+
+
+def out_of_place_block(self, x):
+    """torchvision's BasicBlock.forward with the residual added out of place."""
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.relu(self.bn1(self.conv1(x)))
+    return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
 def worker(model_name: str, method: str, steps: int, small: bool, device_name: str) -> dict:
@@ -123,11 +140,12 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    step()  # warm-up
-    sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    else:
+        base_rss = reset_peak_rss()
+    step()  # warm-up (its memory counts: the first step allocates what later steps reuse)
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
@@ -137,15 +155,31 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
         peak = torch.cuda.max_memory_allocated() / 2**20
         measure = "cuda max_memory_allocated"
     else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-        measure = "growth of peak RSS over the warm-up peak"
+        peak = (status_kib("VmHWM") - base_rss) / 1024
+        measure = "peak RSS during training minus RSS before it (VmHWM after clear_refs)"
     return {"seconds_per_step": seconds, "peak_mib": peak, "memory_measure": measure}
+
+
+def status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Reset the process's RSS high-water mark (Linux) and return the RSS now, in KiB."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return status_kib("VmRSS")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per run, after one warm-up step")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of every method, interleaved; the best counts")
     parser.add_argument("--small", action="store_true", help="small batch/model for a quick CPU run")
     parser.add_argument("--models", default="resnet18_gn,gpt2_6x512")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -155,18 +189,32 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(*args.worker, args.steps, args.small, args.device)))
         return 0
+    models, methods = args.models.split(","), args.methods.split(",")
+    runs: dict[tuple[str, str], list[dict]] = {(m, k): [] for m in models for k in methods}
+    load_before = os.getloadavg()
+    # Rounds interleave the methods, so a slow spell of a shared machine hits them all alike;
+    # each method keeps its best round.
+    for round_index in range(args.rounds):
+        for model_name in models:
+            for method in methods:
+                command = [sys.executable, __file__, "--worker", model_name, method, "--steps", str(args.steps), "--device", args.device]
+                done = subprocess.run(command + (["--small"] if args.small else []), capture_output=True, text=True)
+                if done.returncode == 0:
+                    runs[model_name, method].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                else:
+                    runs[model_name, method].append({"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:200]})
+                print(f"round {round_index + 1}: {model_name} {method}: {runs[model_name, method][-1]}", file=sys.stderr, flush=True)
     rows = []
-    for model_name in args.models.split(","):
-        for method in args.methods.split(","):
-            command = [sys.executable, __file__, "--worker", model_name, method, "--steps", str(args.steps), "--device", args.device]
-            done = subprocess.run(command + (["--small"] if args.small else []), capture_output=True, text=True)
-            row = {"model": model_name, "method": method}
-            if done.returncode == 0:
-                row |= json.loads(done.stdout.strip().splitlines()[-1])
-            else:
-                row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:200]
-            rows.append(row)
-            print(row, file=sys.stderr, flush=True)
+    for (model_name, method), results in runs.items():
+        good = [r for r in results if "error" not in r]
+        row = {"model": model_name, "method": method}
+        if good:
+            best = min(good, key=lambda r: r["seconds_per_step"])
+            row |= best | {"seconds_per_step_rounds": [r["seconds_per_step"] for r in good],
+                           "peak_mib": min(r["peak_mib"] for r in good)}
+        else:
+            row["error"] = results[-1]["error"]
+        rows.append(row)
     for model_name in args.models.split(","):
         base = next((r for r in rows if r["model"] == model_name and r["method"] == "non_private" and "error" not in r), None)
         for r in rows:
@@ -181,7 +229,9 @@ def main(argv=None) -> int:
             mem = r.get("memory_vs_non_private")
             print(f"{r['model']:<12} {r['method']:<24} {r['seconds_per_step']:8.3f} {r.get('time_vs_non_private', float('nan')):7.2f} "
                   f"{r['peak_mib']:9.1f} {mem if mem is not None else float('nan'):6.2f}")
-    result = {"device": args.device, "steps": args.steps, "small": args.small, "rows": rows}
+    result = {"device": args.device, "steps": args.steps, "rounds": args.rounds, "small": args.small,
+              "load_average_before": load_before, "load_average_after": os.getloadavg(),
+              "cpu_count": os.cpu_count(), "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as handle:

@@ -8,7 +8,7 @@ seed: 1
 data: {dataset: digits, audit_size: 200, population_size: 100, shift: 1}
 model: {kind: mlp, width: 32}
 training: {epochs: 5, batch_size: 32, lr: 0.1}
-references: {count: 4}
+references: {count: 16}
 attacks: [loss, population, lira_online, lira_offline, rmia_online, {name: rmia_offline, a: 0.5, label: rmia_offline_a05}]
 """
 
@@ -17,7 +17,8 @@ def test_mia_end_to_end_and_rerun_reuses_models(tmp_path, capsys):
     config = tmp_path / "mia.yaml"
     config.write_text(TINY_MIA)
     out = tmp_path / "run"
-    assert main(["mia", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    args = ["mia", "--config", str(config), "--set", "references.count=4", "--out", str(out), "--quiet"]
+    assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["columns"]) == {
         f"mia_{n}_pred"
@@ -36,7 +37,7 @@ def test_mia_end_to_end_and_rerun_reuses_models(tmp_path, capsys):
     checkpoints = sorted(out.glob("cache/references-*/model_*.pt"))
     assert len(checkpoints) == 4
     stamps = [p.stat().st_mtime_ns for p in checkpoints]
-    assert main(["mia", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    assert main(args) == 0
     assert [p.stat().st_mtime_ns for p in checkpoints] == stamps
     assert json.loads((out / "report.json").read_text())["columns"] == report["columns"]
 
@@ -59,6 +60,20 @@ def test_bad_config_exits_2_with_one_sentence(tmp_path, capsys, text, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "run" / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("references.count=3", "references.count must be even"),
+        ("data.audit_size", "must look like field.subfield=value"),
+        ("seed.x=1", "config.seed must be int"),
+    ],
+)
+def test_bad_override_exits_2_with_one_sentence(tmp_path, capsys, override, message):
+    assert main(["mia", "--set", override, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_missing_config_file_exits_2(tmp_path, capsys):

@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config", help="YAML run config (defaults: small CNN on the embedded MNIST subset)"
     )
     mia.add_argument("--out", default="runs/attacks-mia", help="run directory (reused to resume)")
+    mia.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a config field, e.g. references.count=4 (repeatable)")
     mia.add_argument(
         "--ray",
         metavar="ADDRESS",
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     one_run = commands.add_parser("one-run", help="one-run DP audit with canaries")
     one_run.add_argument("--config", help="YAML run config")
     one_run.add_argument("--out", default="runs/attacks-one-run", help="run directory")
+    one_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                         help="override a config field, e.g. canaries.count=200 (repeatable)")
     one_run.add_argument("--dp", action="store_true", help="train with DP-SGD at dp.target_epsilon")
     one_run.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -44,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from privaudit.attacks.mia import run_mia
 
             report = run_mia(
-                load_config(MiaConfig, args.config),
+                load_config(MiaConfig, args.config, args.set),
                 args.out,
                 ray_address=args.ray,
                 progress=not args.quiet,
@@ -56,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from privaudit.attacks.one_run import run_one_run
 
-            config = load_config(OneRunConfig, args.config)
+            config = load_config(OneRunConfig, args.config, args.set)
             if args.dp:
                 config = dataclasses.replace(
                     config, dp=dataclasses.replace(config.dp, enabled=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,16 +188,32 @@ def _attack_spec(item, where: str) -> AttackSpec:
     return AttackSpec(item["name"], params, item.get("label"))
 
 
-def load_config(cls: type, path: str | Path | None):
-    """The config in YAML file `path`, or the defaults when path is None."""
-    if path is None:
-        return cls()
-    try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise InputError(f"cannot read the config file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(
-            f"the config file {path} is not valid YAML: {str(exc).splitlines()[0]}"
-        ) from exc
-    return from_mapping(cls, values, str(path))
+def load_config(cls: type, path: str | Path | None, overrides: Sequence[str] = ()):
+    """The config in YAML file `path` (the defaults when path is None), with `overrides` such as
+    'references.count=4' or 'attacks=[loss, lira_online]' (values parsed as YAML) applied on top."""
+    values = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise InputError(f"cannot read the config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise InputError(
+                f"the config file {path} is not valid YAML: {str(exc).splitlines()[0]}"
+            ) from exc
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {override!r} must look like field.subfield=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InputError(f"--set {override!r}: the value is not valid YAML") from exc
+        node = values
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {override!r}: {part!r} is not a nested config")
+        node[leaf] = value
+    return from_mapping(cls, values, str(path) if path is not None else "config")

@@ -107,7 +107,7 @@ class SmallGPT2(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         # explicit per-example positions: GPT-2's default [1, T] would hide the batch from the
         # position embedding's per-sample norms
-        positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids).contiguous()
         return self.gpt(input_ids=ids, position_ids=positions, use_cache=False).logits
 
 
