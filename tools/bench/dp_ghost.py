@@ -73,11 +73,13 @@ def out_of_place_block(self, x):
     return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
-def worker(model_name: str, method: str, steps: int, small: bool, device_name: str) -> dict:
+def worker(model_name: str, method: str, steps: int, small: bool, device_name: str, threads: int) -> dict:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     device = torch.device(device_name)
+    if threads:
+        torch.set_num_threads(threads)
     model, x, y, loss_fn = build(model_name, small, device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -146,18 +148,20 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
         base_rss = reset_peak_rss()
     step()  # warm-up (its memory counts: the first step allocates what later steps reuse)
     sync()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     sync()
     seconds = (time.perf_counter() - start) / steps
+    cpu_seconds = (time.process_time() - cpu_start) / steps
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
         measure = "cuda max_memory_allocated"
     else:
         peak = (status_kib("VmHWM") - base_rss) / 1024
         measure = "peak RSS during training minus RSS before it (VmHWM after clear_refs)"
-    return {"seconds_per_step": seconds, "peak_mib": peak, "memory_measure": measure}
+    return {"seconds_per_step": seconds, "cpu_seconds_per_step": cpu_seconds, "peak_mib": peak,
+            "memory_measure": measure, "torch_threads": torch.get_num_threads()}
 
 
 def status_kib(field: str) -> int:
@@ -180,6 +184,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per run, after one warm-up step")
     parser.add_argument("--rounds", type=int, default=2, help="runs of every method, interleaved; the best counts")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads per run (0: torch's default); with 1, CPU time per step is "
+                             "a fair measure even on a shared machine")
     parser.add_argument("--small", action="store_true", help="small batch/model for a quick CPU run")
     parser.add_argument("--models", default="resnet18_gn,gpt2_6x512")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -187,7 +194,7 @@ def main(argv=None) -> int:
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.steps, args.small, args.device)))
+        print(json.dumps(worker(*args.worker, args.steps, args.small, args.device, args.threads)))
         return 0
     models, methods = args.models.split(","), args.methods.split(",")
     runs: dict[tuple[str, str], list[dict]] = {(m, k): [] for m in models for k in methods}
@@ -197,20 +204,24 @@ def main(argv=None) -> int:
     for round_index in range(args.rounds):
         for model_name in models:
             for method in methods:
-                command = [sys.executable, __file__, "--worker", model_name, method, "--steps", str(args.steps), "--device", args.device]
+                command = [sys.executable, __file__, "--worker", model_name, method, "--steps", str(args.steps),
+                           "--device", args.device, "--threads", str(args.threads)]
                 done = subprocess.run(command + (["--small"] if args.small else []), capture_output=True, text=True)
                 if done.returncode == 0:
                     runs[model_name, method].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 else:
                     runs[model_name, method].append({"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:200]})
                 print(f"round {round_index + 1}: {model_name} {method}: {runs[model_name, method][-1]}", file=sys.stderr, flush=True)
+    # On a CPU the process's CPU time is the measure (a shared machine stretches wall time);
+    # on a GPU wall time after synchronising.
+    time_key = "cpu_seconds_per_step" if args.device == "cpu" else "seconds_per_step"
     rows = []
     for (model_name, method), results in runs.items():
         good = [r for r in results if "error" not in r]
         row = {"model": model_name, "method": method}
         if good:
-            best = min(good, key=lambda r: r["seconds_per_step"])
-            row |= best | {"seconds_per_step_rounds": [r["seconds_per_step"] for r in good],
+            best = min(good, key=lambda r: r[time_key])
+            row |= best | {"rounds": [r[time_key] for r in good],
                            "peak_mib": min(r["peak_mib"] for r in good)}
         else:
             row["error"] = results[-1]["error"]
@@ -219,17 +230,18 @@ def main(argv=None) -> int:
         base = next((r for r in rows if r["model"] == model_name and r["method"] == "non_private" and "error" not in r), None)
         for r in rows:
             if r["model"] == model_name and base and "error" not in r:
-                r["time_vs_non_private"] = r["seconds_per_step"] / base["seconds_per_step"]
+                r["time_vs_non_private"] = r[time_key] / base[time_key]
                 r["memory_vs_non_private"] = r["peak_mib"] / base["peak_mib"] if base["peak_mib"] > 0 else None
-    print(f"{'model':<12} {'method':<24} {'s/step':>8} {'x time':>7} {'peak MiB':>9} {'x mem':>6}")
+    print(f"{'model':<12} {'method':<24} {'s/step':>8} {'wall s':>8} {'x time':>7} {'peak MiB':>9} {'x mem':>6}")
     for r in rows:
         if "error" in r:
             print(f"{r['model']:<12} {r['method']:<24} error: {r['error']}")
         else:
             mem = r.get("memory_vs_non_private")
-            print(f"{r['model']:<12} {r['method']:<24} {r['seconds_per_step']:8.3f} {r.get('time_vs_non_private', float('nan')):7.2f} "
+            print(f"{r['model']:<12} {r['method']:<24} {r[time_key]:8.3f} {r['seconds_per_step']:8.3f} "
+                  f"{r.get('time_vs_non_private', float('nan')):7.2f} "
                   f"{r['peak_mib']:9.1f} {mem if mem is not None else float('nan'):6.2f}")
-    result = {"device": args.device, "steps": args.steps, "rounds": args.rounds, "small": args.small,
+    result = {"device": args.device, "time_measure": time_key, "steps": args.steps, "rounds": args.rounds, "small": args.small,
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "cpu_count": os.cpu_count(), "rows": rows}
     out = Path(args.out)
