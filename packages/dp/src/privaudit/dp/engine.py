@@ -15,6 +15,7 @@ import torch
 from privaudit.dp.clipping import check_clipping, clip_factors
 from privaudit.dp.errors import DPError
 from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
+from privaudit.dp.layers.registry import LayerRule
 from torch import Tensor, nn
 
 MODES = ("bookkeeping", "two_pass")
@@ -155,8 +156,14 @@ class PerSampleClipper:
             if norms is None:
                 call.per_sample = {n: g for n, g in rule.per_sample_grads(call).items() if n in params}
                 norms = {n: g.flatten(1).pow(2).sum(1) for n, g in call.per_sample.items()}
-                # the per-sample gradients are all the clipped sum needs now
-                call.args, call.kwargs, call.grad_out = (), {}, None
+                if shared or not self._recompute_is_smaller(rule, call):
+                    # the per-sample gradients are all the clipped sum needs now
+                    call.args, call.kwargs, call.grad_out = (), {}, None
+                else:
+                    # holding the input and output gradient until the clipped sum takes less memory
+                    # than holding B per-sample gradients (e.g. a conv with many channels and few
+                    # positions): the rule's direct route forms the clipped sum from them instead
+                    call.per_sample = {}
         finally:
             self._capturing = True
         missing = sorted(set(params) - set(norms))
@@ -166,6 +173,16 @@ class PerSampleClipper:
                 f"parameter(s) {', '.join(missing)}; register a rule or freeze them."
             )
         call.norms_sq = {n: norms[n] for n in params}
+
+    @staticmethod
+    def _recompute_is_smaller(rule, call: LayerCall) -> bool:
+        """Whether the rule forms sum_i c_i g_i directly from input and output gradient, and those
+        two hold fewer elements than the per-sample gradients just computed."""
+        if type(rule).weighted_grads is LayerRule.weighted_grads:
+            return False
+        held = sum(g.numel() for g in call.per_sample.values())
+        inputs = sum(a.numel() for a in call.args if isinstance(a, Tensor))
+        return call.grad_out.numel() + inputs < held
 
     # ---------------------------------------------------------------- clipping
     def pending(self) -> bool:
