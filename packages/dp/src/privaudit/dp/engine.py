@@ -173,6 +173,11 @@ class PerSampleClipper:
                 f"parameter(s) {', '.join(missing)}; register a rule or freeze them."
             )
         call.norms_sq = {n: norms[n] for n in params}
+        if self.mode == "two_pass":
+            # the second backward forms the clipped sum: only the norms (and the per-sample
+            # gradients of shared parameters, whose norms need their sum over calls) stay
+            call.args, call.kwargs, call.grad_out = (), {}, None
+            call.per_sample = {n: g for n, g in call.per_sample.items() if self._uses[params[n]] > 1}
 
     @staticmethod
     def _recompute_is_smaller(rule, call: LayerCall) -> bool:
@@ -259,8 +264,10 @@ class PerSampleClipper:
         """First backward for the norms, second on the reweighted loss; returns sum_i c_i g_i."""
         if per_sample_losses.dim() != 1:
             raise DPError(f"two-pass backward needs one loss per sample (shape [B]), got shape {tuple(per_sample_losses.shape)}.")
-        outputs = [c.output for c in self.calls]
+        outputs = earliest_outputs([c.output for c in self.calls])
         if outputs:
+            # the output hooks fire for every layer on the way; asking for the earliest outputs
+            # only keeps autograd from returning (and holding) one gradient per layer
             torch.autograd.grad(per_sample_losses.sum(), outputs, retain_graph=True, allow_unused=True)
         factor = self.clip_factors()[self.calls[0].module] if self.calls else per_sample_losses.new_zeros(0)
         self.clear()
@@ -276,3 +283,27 @@ class PerSampleClipper:
         for p, g in zip(self.params, saved, strict=True):
             p.grad = g
         return sums
+
+
+def earliest_outputs(outputs: list[Tensor]) -> list[Tensor]:
+    """The outputs from which no other output can be reached going backward through the graph:
+    a backward pass to them computes the gradient of every output (each lies on a path to one)."""
+    nodes = {o.grad_fn: o for o in outputs if o.grad_fn is not None}
+    earliest = []
+    for output in outputs:
+        start = output.grad_fn
+        if start is None:
+            continue
+        seen, stack, reaches_another = {start}, [start], False
+        while stack and not reaches_another:
+            for child, _ in stack.pop().next_functions:
+                if child is None or child in seen:
+                    continue
+                if child in nodes and nodes[child] is not output:
+                    reaches_another = True
+                    break
+                seen.add(child)
+                stack.append(child)
+        if not reaches_another:
+            earliest.append(output)
+    return earliest
