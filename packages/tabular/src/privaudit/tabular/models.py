@@ -71,7 +71,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSetti
     """Train a TabularMLP; returns (model, spent epsilon or None)."""
     torch.manual_seed(seed)
     model = TabularMLP(x.shape[1], settings.hidden, n_classes)
-    dataset = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    dataset = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))  # copies: inputs may be read-only
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -101,5 +101,5 @@ def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSetti
 def per_example_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Cross-entropy of each row under the model (the membership signal)."""
     model.eval()
-    logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32)))
-    return F.cross_entropy(logits, torch.from_numpy(y), reduction="none").numpy().astype(np.float64)
+    logits = model(torch.tensor(x, dtype=torch.float32))
+    return F.cross_entropy(logits, torch.tensor(y, dtype=torch.int64), reduction="none").numpy().astype(np.float64)

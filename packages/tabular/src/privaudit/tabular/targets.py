@@ -17,7 +17,6 @@ from privaudit.tabular.models import FeatureEncoder, TabularMLP, per_example_los
 from torch import nn
 
 
-
 class Target(Protocol):
     def loss(self, frame: pd.DataFrame) -> np.ndarray: ...
 
