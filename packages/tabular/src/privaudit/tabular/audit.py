@@ -23,6 +23,8 @@ from privaudit.tabular.models import FeatureEncoder, TabularMLP, TrainSettings, 
 from privaudit.tabular.targets import EncodedTorchTarget, Target, load_user_target
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+ATTACK_INPUTS = "record (features + one-hot label) + float64 cross-entropy"
+
 
 def _say(message: str) -> None:
     print(f"[audit-tabular] {message}", file=sys.stderr, flush=True)
@@ -242,14 +244,15 @@ def run_audit(config: TabularAuditConfig) -> dict:
     timer.done("helper")
 
     mia_column = f"mia_{target_name}_pred"
-    attack_key = {"target": target_key, "helper": helper_key,
+    # ATTACK_INPUTS names what the classifiers see; change it when that changes, so old scores are not reused
+    attack_key = {"target": target_key, "helper": helper_key, "inputs": ATTACK_INPUTS,
                   "test_fraction": config.test_fraction, "iterations": config.classifier_iterations}
 
     def attack(others: pd.DataFrame, kind: str):
         _say(f"training baseline and MIA classifiers (real members vs {kind})")
         losses = {name: {"baseline_pred": helper.loss(frame), mia_column: target.loss(frame)}
                   for name, frame in (("real", splits.audit_members), ("other", others))}
-        return _attack_scores(encoder.features(splits.audit_members), losses["real"], encoder.features(others),
+        return _attack_scores(encoder.records(splits.audit_members), losses["real"], encoder.records(others),
                               losses["other"], config.test_fraction, config.classifier_iterations, config.seed)
 
     common = {"alpha": config.alpha, "config": config.as_dict()}
