@@ -4,7 +4,7 @@ beside each, and privaudit's report of the authors' published scores table for c
 The three runs share one cache directory, so CTGAN and the helper are trained once (and reused
 from `audit-tabular`'s default run when its cache is there). Prints a table, writes JSON.
 
-    uv run python tools/bench/tabular_adult.py [--cache-dir runs/tabular-adult/cache]
+    uv run python tools/bench/tabular_adult.py [--seeds 0,1,2] [--cache-dir runs/tabular-adult/cache]
         [--authors /work/shared/data/panoramia_tabular_mia_baseline.csv]
         [--out tools/bench/results/tabular_adult.json]
 """
@@ -43,7 +43,7 @@ def summarise(report: dict, column: str) -> dict:
             "baseline_auc": ground_truth["columns"]["baseline_pred"]["auc"],
             "test_points": ground_truth["n"],
         },
-        "target": target,
+        "target_info": target,
         "generator_quality": report["extra"]["generator_quality"]["score"],
         "stage_seconds": report["extra"]["stage_seconds"],
     }
@@ -53,17 +53,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", default="runs/tabular-adult/cache")
     parser.add_argument("--runs", default="runs/bench-tabular-adult")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds: each cuts new splits and trains anew")
     parser.add_argument("--authors", default="/work/shared/data/panoramia_tabular_mia_baseline.csv")
     parser.add_argument("--out", default="tools/bench/results/tabular_adult.json")
     args = parser.parse_args()
 
-    results = {"machine": platform.machine(), "targets": {}}
-    for target, changes in TARGETS:
-        config = TabularAuditConfig(target=target, out_dir=f"{args.runs}/{target}", cache_dir=args.cache_dir, **changes)
-        start = time.perf_counter()
-        report = run_audit(config)
-        results["targets"][target] = {**summarise(report, f"mia_{target}_pred"),
-                                      "seconds": round(time.perf_counter() - start, 1)}
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    results = {"machine": platform.machine(), "seeds": seeds, "runs": []}
+    for seed in seeds:
+        for target, changes in TARGETS:
+            config = TabularAuditConfig(target=target, seed=seed, out_dir=f"{args.runs}/seed{seed}/{target}",
+                                        cache_dir=args.cache_dir, **changes)
+            start = time.perf_counter()
+            report = run_audit(config)
+            results["runs"].append({"seed": seed, "target": target, **summarise(report, f"mia_{target}_pred"),
+                                    "seconds": round(time.perf_counter() - start, 1)})
     results["config"] = TabularAuditConfig().as_dict()
 
     if Path(args.authors).exists():
@@ -74,15 +78,15 @@ def main() -> None:
             "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"], "eps_tilde": authors["eps_tilde"].get(k)}
                         for k, v in authors["columns"].items()},
         }
-    results["provenance"] = provenance(seed=0)
+    results["provenance"] = provenance(seed=seeds[0])
     atomic_write_json(args.out, results)
 
-    print(f"{'target':<10}{'c_lb':>8}{'{c+eps}_lb':>12}{'eps_tilde':>11}{'MIA AUC':>9}"
+    print(f"{'seed':<5}{'target':<9}{'c_lb':>7}{'{c+eps}_lb':>12}{'eps_tilde':>11}{'MIA AUC':>9}"
           f"{'| GT eps_lb':>12}{'GT AUC':>8}{'spent eps':>11}{'s':>7}")
-    for target, r in results["targets"].items():
-        spent = r["target"].get("spent_epsilon")
-        print(f"{target:<10}{r['c_lb']:>8.3f}{r['c_plus_eps_lb']:>12.3f}{r['eps_tilde']:>11.3f}{r['mia_auc']:>9.3f}"
-              f"{r['ground_truth']['eps_lb']:>12.3f}{r['ground_truth']['auc']:>8.3f}"
+    for r in results["runs"]:
+        spent = r["target_info"].get("spent_epsilon")
+        print(f"{r['seed']:<5}{r['target']:<9}{r['c_lb']:>7.3f}{r['c_plus_eps_lb']:>12.3f}{r['eps_tilde']:>11.3f}"
+              f"{r['mia_auc']:>9.3f}{r['ground_truth']['eps_lb']:>12.3f}{r['ground_truth']['auc']:>8.3f}"
               f"{'-' if spent is None else f'{spent:.3f}':>11}{r['seconds']:>7.1f}")
     if "authors" in results:
         a = results["authors"]
