@@ -6,6 +6,7 @@ import html
 import io
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from privaudit.tabular.generator import fit_and_sample, quality
 from privaudit.tabular.models import FeatureEncoder, TabularMLP, TrainSettings, train_mlp
 from privaudit.tabular.targets import EncodedTorchTarget, Target, load_user_target
 from sklearn.ensemble import HistGradientBoostingClassifier
+
+ATTACK_INPUTS = "record (features + one-hot label) + float64 cross-entropy"
 
 
 def _say(message: str) -> None:
@@ -95,7 +98,7 @@ def _target_settings(config: TabularAuditConfig) -> TrainSettings:
     if config.target == "overfit":
         return TrainSettings(config.overfit_hidden, config.overfit_epochs, config.lr, config.batch_size)
     if config.target == "dp":
-        return TrainSettings(config.hidden, config.epochs, config.lr * 5, config.batch_size * 4,
+        return TrainSettings(config.hidden, config.epochs, config.dp_lr, config.dp_batch_size,
                              dp_epsilon=config.epsilon, dp_delta=config.delta, max_grad_norm=config.max_grad_norm)
     return TrainSettings(config.hidden, config.epochs, config.lr, config.batch_size)
 
@@ -149,8 +152,23 @@ def _ground_truth_section(gt: dict) -> ReportSection:
     )
 
 
-def run_audit(config: TabularAuditConfig, argv=None) -> dict:
+class _StageTimer:
+    """Seconds spent per stage of this run (a cached stage takes about nothing)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 2)
+        self._last = now
+
+
+def run_audit(config: TabularAuditConfig) -> dict:
     """Run the whole audit; returns the main report's dict (its `extra` holds target, generator, ground truth)."""
+    torch.set_num_threads(config.torch_threads)
+    timer = _StageTimer()
     out_dir = Path(config.out_dir)
     cache = RunCache(Path(config.cache_dir) if config.cache_dir else out_dir / "cache")
     table = load_table(config)
@@ -159,6 +177,8 @@ def run_audit(config: TabularAuditConfig, argv=None) -> dict:
         raise InputError(f"{table.source} is too small: the audit needs at least 50 generator rows and 50 audit members.")
     identity = {**_data_identity(config.data), "label": config.label, "seed": config.seed,
                 "splits": [config.generator_rows, config.audit_members, config.non_members]}
+    if config.non_members_data is not None:
+        identity["non_members_data"] = _data_identity(config.non_members_data)
     encoder = FeatureEncoder(table, splits.target_train)
     n_in, n_classes = len(encoder.features(splits.generator.iloc[:1])[0]), len(table.classes)
     _say(f"{table.source}: {len(splits.generator)} generator rows, {len(splits.audit_members)} audit members, "
@@ -187,6 +207,7 @@ def run_audit(config: TabularAuditConfig, argv=None) -> dict:
         target_info = {"kind": config.target, "hidden": list(settings.hidden), "epochs": settings.epochs,
                        "target_epsilon": settings.dp_epsilon, "delta": settings.dp_delta if settings.dp_epsilon else None,
                        "spent_epsilon": json.loads(spent_path.read_text())["spent_epsilon"]}
+    timer.done("target")
     n_audit = len(splits.audit_members)
     for name, part in (("member", splits.audit_members), ("non_member", splits.non_members)):
         if len(part):
@@ -208,6 +229,7 @@ def run_audit(config: TabularAuditConfig, argv=None) -> dict:
         _say("scoring the generator with sdv's quality report")
         generator_quality = quality(table, splits.generator, synthetic_audit.iloc[: len(splits.generator)])
         atomic_write_json(quality_path, generator_quality)
+    timer.done("generator")
 
     helper_settings = TrainSettings(config.hidden, config.helper_epochs, config.lr, config.batch_size)
 
@@ -219,16 +241,18 @@ def run_audit(config: TabularAuditConfig, argv=None) -> dict:
     helper_key = {**gen_key, "helper": helper_settings.__dict__}
     helper = EncodedTorchTarget(
         cache.mlp(cache.path("helper", helper_key, "pt"), helper_settings.hidden, n_in, n_classes, build_helper), encoder)
+    timer.done("helper")
 
     mia_column = f"mia_{target_name}_pred"
-    attack_key = {"target": target_key, "helper": helper_key,
+    # ATTACK_INPUTS names what the classifiers see; change it when that changes, so old scores are not reused
+    attack_key = {"target": target_key, "helper": helper_key, "inputs": ATTACK_INPUTS,
                   "test_fraction": config.test_fraction, "iterations": config.classifier_iterations}
 
     def attack(others: pd.DataFrame, kind: str):
         _say(f"training baseline and MIA classifiers (real members vs {kind})")
         losses = {name: {"baseline_pred": helper.loss(frame), mia_column: target.loss(frame)}
                   for name, frame in (("real", splits.audit_members), ("other", others))}
-        return _attack_scores(encoder.features(splits.audit_members), losses["real"], encoder.features(others),
+        return _attack_scores(encoder.records(splits.audit_members), losses["real"], encoder.records(others),
                               losses["other"], config.test_fraction, config.classifier_iterations, config.seed)
 
     common = {"alpha": config.alpha, "config": config.as_dict()}
@@ -242,12 +266,15 @@ def run_audit(config: TabularAuditConfig, argv=None) -> dict:
         ground_truth = {"dir": str(gt_dir), "n": gt_report["n"], "c_lb": gt_report["c_lb"],
                         "eps_tilde": gt_report["eps_tilde"],
                         "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in gt_report["columns"].items()}}
+        timer.done("ground_truth_attacks")
 
     scores = cache.frame(cache.path("scores-panoramia", {**attack_key, **gen_key}, "parquet"),
                          lambda: attack(synthetic_audit.reset_index(drop=True), "synthetic non-members"))
+    timer.done("panoramia_attacks")
     sections = [_quality_section(generator_quality)] + ([_ground_truth_section(ground_truth)] if ground_truth else [])
     report = write_report(scores, out_dir, title=f"privaudit tabular PANORAMIA audit: {target_name} target on {table.source}",
                           sections=sections,
-                          extra={"target": target_info, "generator_quality": generator_quality, "ground_truth": ground_truth},
+                          extra={"target": target_info, "generator_quality": generator_quality, "ground_truth": ground_truth,
+                                 "stage_seconds": timer.seconds},
                           **common)
     return report

@@ -35,8 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rows your model never saw (same columns), for the ground-truth attack")
     parser.add_argument("--target", choices=TARGET_KINDS, help="how to train the target when no --model is given")
     parser.add_argument("--epsilon", type=float, help="target epsilon of the dp target (default 1)")
+    parser.add_argument("--hidden", help="hidden widths of the mlp/dp target, comma-separated (default 128,128)")
+    parser.add_argument("--epochs", type=int, help="training epochs of the mlp/dp target")
+    parser.add_argument("--ctgan-epochs", type=int, help="CTGAN training epochs")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", dest="out_dir", help="run directory (default runs/tabular-adult)")
+    parser.add_argument("--cache-dir", help="where trained stages are cached (default <out>/cache); "
+                        "runs that share it reuse the generator and helper")
     return parser
 
 
@@ -54,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_audit,  # heavy imports (sdv, torch) only once the input is valid
         )
 
-        report = run_audit(config, argv=argv)
+        report = run_audit(config)
         _print_summary(report, config)
         return 0
 

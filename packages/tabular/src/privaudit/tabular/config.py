@@ -44,25 +44,31 @@ class TabularAuditConfig:
     epsilon: float = 1.0
     delta: float = 1e-5
     max_grad_norm: float = 1.0
+    # DP-SGD learns from noisy clipped gradients: larger batches and steps than the normal target
+    dp_lr: float = 5e-3
+    dp_batch_size: int = 512
     # generator (CTGAN) and helper
-    ctgan_epochs: int = 60
+    ctgan_epochs: int = 100
     ctgan_batch_size: int = 500
     helper_epochs: int = 15
     # baseline / MIA classifiers (HistGradientBoosting) on a real/synthetic mix
     classifier_iterations: int = 200
     test_fraction: float = 0.5
     alpha: float = 0.05
+    # tiny MLPs and CTGAN gain little from more threads and lose much when the cores are shared
+    torch_threads: int = 1
 
     def __post_init__(self):
         def need(ok: bool, field: str, what: str):
             if not ok:
                 raise InputError(f"config field {field!r} {what} (got {getattr(self, field)!r}).")
 
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "overfit_hidden", tuple(int(h) for h in self.overfit_hidden))
+        for name in ("hidden", "overfit_hidden"):
+            object.__setattr__(self, name, _widths(getattr(self, name), name))
         need(self.target in TARGET_KINDS, "target", f"must be one of {', '.join(TARGET_KINDS)}")
         for name in ("generator_rows", "audit_members", "min_rows", "epochs", "overfit_epochs",
-                     "batch_size", "ctgan_epochs", "ctgan_batch_size", "helper_epochs", "classifier_iterations"):
+                     "batch_size", "dp_batch_size", "ctgan_epochs", "ctgan_batch_size", "helper_epochs", "classifier_iterations",
+                     "torch_threads"):
             need(getattr(self, name) > 0, name, "must be positive")
         need(self.non_members >= 0, "non_members", "must be zero or positive")
         need(all(h > 0 for h in self.hidden) and self.hidden, "hidden", "must list positive widths")
@@ -70,6 +76,8 @@ class TabularAuditConfig:
         need(self.epsilon > 0, "epsilon", "must be positive")
         need(0 < self.delta < 1, "delta", "must be in (0, 1)")
         need(self.lr > 0, "lr", "must be positive")
+        need(self.dp_lr > 0, "dp_lr", "must be positive")
+        need(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
         need(0 < self.test_fraction < 1, "test_fraction", "must be in (0, 1)")
         need(0 < self.alpha < 1, "alpha", "must be in (0, 1)")
         need(self.model_spec is None or self.model is not None, "model_spec", "needs `model` too")
@@ -82,6 +90,15 @@ class TabularAuditConfig:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _widths(value, field: str) -> tuple[int, ...]:
+    """Hidden layer widths from a list or a comma-separated string such as "128,128"."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        return tuple(int(h) for h in items)
+    except (TypeError, ValueError):
+        raise InputError(f"config field {field!r} must list hidden widths such as [128, 128] (got {value!r}).") from None
 
 
 def load_config(path: str | Path) -> TabularAuditConfig:

@@ -7,20 +7,42 @@ import pandas as pd
 import torch
 from privaudit.tabular.data import Table
 
+# Integer columns with at most this many distinct values (age, hours, capital gain on Adult) are
+# modelled by CTGAN as categories: as continuous columns it samples values no real row has.
+DISCRETE_MAX_VALUES = 128
+
+
+def discrete_columns(table: Table, train: pd.DataFrame) -> list[str]:
+    """Numerical columns of `train` that hold only integers with few distinct values."""
+    found = []
+    for column in table.numerical:
+        values = train[column].to_numpy(dtype=np.float64)
+        if np.all(values == np.round(values)) and len(np.unique(values)) <= DISCRETE_MAX_VALUES:
+            found.append(column)
+    return found
+
 
 def fit_and_sample(table: Table, train: pd.DataFrame, n_samples: int, *, epochs: int, batch_size: int, seed: int) -> pd.DataFrame:
     """Train CTGAN on `train` and draw `n_samples` synthetic rows with the table's columns."""
+    from sdv.metadata import Metadata
     from sdv.single_table import CTGANSynthesizer
 
+    discrete = discrete_columns(table, train)
+    sdtypes = {c: ("categorical" if c in discrete else t) for c, t in table.sdtypes.items()}
+    metadata = Metadata.load_from_dict({"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}})
+    train = train.astype({c: str for c in discrete})
     # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
     batch = max(10, min(batch_size, len(train)) // 10 * 10)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    synthesizer = CTGANSynthesizer(table.metadata(), epochs=epochs, batch_size=batch, verbose=False, enable_gpu=False)
+    # verbose: ctgan's own tqdm bar over epochs (with the generator and critic losses)
+    synthesizer = CTGANSynthesizer(metadata, epochs=epochs, batch_size=batch, verbose=True, enable_gpu=False)
     synthesizer.fit(train)
     torch.manual_seed(seed + 1)
     np.random.seed(seed + 1)
     sample = synthesizer.sample(num_rows=n_samples)
+    for column in discrete:
+        sample[column] = sample[column].astype(np.float64).astype(table.frame[column].dtype)
     for column in table.categorical + [table.label]:
         sample[column] = sample[column].astype(str)
     return sample[list(table.frame.columns)]

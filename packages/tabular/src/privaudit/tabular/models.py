@@ -36,6 +36,11 @@ class FeatureEncoder:
         index = {c: i for i, c in enumerate(self.table.classes)}
         return frame[self.table.label].map(index).to_numpy(dtype=np.int64)
 
+    def records(self, frame: pd.DataFrame) -> np.ndarray:
+        """Features and the one-hot label: the whole record, as the attack classifiers see it."""
+        one_hot = np.eye(len(self.table.classes), dtype=np.float32)[self.labels(frame)]
+        return np.hstack([self.features(frame), one_hot])
+
 
 class TabularMLP(nn.Module):
     """ReLU MLP from features to class logits; `hidden` lists the hidden layer widths."""
@@ -71,7 +76,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSetti
     """Train a TabularMLP; returns (model, spent epsilon or None)."""
     torch.manual_seed(seed)
     model = TabularMLP(x.shape[1], settings.hidden, n_classes)
-    dataset = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    dataset = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))  # copies: inputs may be read-only
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -99,7 +104,15 @@ def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSetti
 
 @torch.no_grad()
 def per_example_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cross-entropy of each row under the model (the membership signal)."""
+    """Cross-entropy of each row under the model (the membership signal), computed without rounding to 0.
+
+    float32 cross-entropy is exactly 0 once the true-class margin passes ~17, which erases the
+    difference between a memorised member and a confidently classified non-member; as
+    softplus(-(logit_y - logsumexp(other logits))) in float64 it keeps resolution to margins ~700.
+    """
     model.eval()
-    logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32)))
-    return F.cross_entropy(logits, torch.from_numpy(y), reduction="none").numpy().astype(np.float64)
+    logits = model(torch.tensor(x, dtype=torch.float32)).double()
+    labels = torch.tensor(y, dtype=torch.int64)
+    picked = logits.gather(1, labels[:, None])[:, 0]
+    others = logits.scatter(1, labels[:, None], float("-inf")).logsumexp(dim=1)
+    return F.softplus(others - picked).numpy()

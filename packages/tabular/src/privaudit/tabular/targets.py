@@ -17,7 +17,6 @@ from privaudit.tabular.models import FeatureEncoder, TabularMLP, per_example_los
 from torch import nn
 
 
-
 class Target(Protocol):
     def loss(self, frame: pd.DataFrame) -> np.ndarray: ...
 
@@ -54,7 +53,11 @@ class SklearnTarget:
     table: Table
 
     def loss(self, frame: pd.DataFrame) -> np.ndarray:
-        proba = np.asarray(self.estimator.predict_proba(frame[self.table.features]), dtype=np.float64)
+        try:
+            proba = np.asarray(self.estimator.predict_proba(frame[self.table.features]), dtype=np.float64)
+        except Exception as exc:  # the user's estimator: any failure means it does not fit this table
+            raise InputError(f"the scikit-learn model cannot score the rows of {self.table.source} "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}).") from exc
         column = {str(c): i for i, c in enumerate(self.estimator.classes_)}
         picked = proba[np.arange(len(frame)), frame[self.table.label].astype(str).map(column).to_numpy()]
         return -np.log(np.clip(picked, 1e-12, 1.0))
