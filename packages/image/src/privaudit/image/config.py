@@ -43,9 +43,9 @@ class ImageAuditConfig:
     dp_batch_size: int = 256
     dp_lr: float = 2e-3
     # generator (StyleGAN2-ADA-style)
-    gan_steps: int = 600
+    gan_steps: int = 1000
     gan_batch_size: int = 32
-    gan_channel_base: int = 256
+    gan_channel_base: int = 512
     gan_channel_max: int = 32
     gan_z_dim: int = 32
     gan_lr: float = 0.0025
