@@ -27,9 +27,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="reduced setting: 300 generator steps, fewer epochs")
     parser.add_argument("--runs", default="runs/bench-image", help="run directories (cache shared by all targets)")
+    parser.add_argument("--cache", help="cache folder (default <runs>/cache); runs/image-mnist/cache reuses "
+                        "the default audit's generator and target")
     parser.add_argument("--only", nargs="*", help="subset of: no-dp dp-eps8 dp-eps1 ccexam")
     args = parser.parse_args()
-    base = ImageAuditConfig(cache_dir=f"{args.runs}/cache")
+    base = ImageAuditConfig(cache_dir=args.cache or f"{args.runs}/cache")
     if args.small:
         base = base.replace(gan_steps=300, epochs=15, dp_epochs=8, helper_epochs=8, attack_epochs=10)
     setups = {

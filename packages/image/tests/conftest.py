@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from privaudit.image.config import ImageAuditConfig
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars only clutter test logs
 
 
 def tiny_config(tmp_path, **changes) -> ImageAuditConfig:
