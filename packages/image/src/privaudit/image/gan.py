@@ -32,6 +32,7 @@ class GanSettings:
     channel_base: int = 1024
     channel_max: int = 64
     mapping_layers: int = 2
+    mapping_lr_multiplier: float = 0.01
     lr: float = 0.0025
     r1_gamma: float = 0.1
     r1_interval: int = 16
@@ -101,7 +102,8 @@ def build_networks(settings: GanSettings, resolution: int, channels: int, classe
     kwargs = dict(resolution=resolution, channels=channels, channel_base=settings.channel_base,
                   channel_max=settings.channel_max)
     generator = Generator(z_dim=settings.z_dim, c_dim=classes, w_dim=settings.w_dim,
-                          mapping_layers=settings.mapping_layers, **kwargs)
+                          mapping_layers=settings.mapping_layers,
+                          mapping_lr_multiplier=settings.mapping_lr_multiplier, **kwargs)
     discriminator = Discriminator(c_dim=classes, **kwargs)
     return generator, discriminator
 

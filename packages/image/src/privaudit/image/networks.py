@@ -149,7 +149,7 @@ class Generator(nn.Module):
     """Mapping + synthesis; `forward(z, c)` returns images in [-1, 1]-ish of shape [N, channels, R, R]."""
 
     def __init__(self, z_dim=64, c_dim=10, w_dim=64, resolution=32, channels=1, channel_base=1024,
-                 channel_max=64, mapping_layers=2):
+                 channel_max=64, mapping_layers=2, mapping_lr_multiplier=0.01):
         super().__init__()
         log2 = int(np.log2(resolution))
         if 2**log2 != resolution or resolution < 4:
@@ -170,7 +170,8 @@ class Generator(nn.Module):
             num_ws += 1
             self.blocks[str(r)] = block
         self.num_ws = num_ws + 1  # the last to-image layer reads one more w
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, layers=mapping_layers)
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, layers=mapping_layers,
+                                      lr_multiplier=mapping_lr_multiplier)
         self.register_buffer("fir", ops.setup_filter())
 
     def synthesis(self, ws, noise_mode="random"):
