@@ -1,0 +1,1 @@
+"""privaudit.image: PANORAMIA audit of image classifiers with a StyleGAN2-ADA-style generator."""

@@ -1,0 +1,252 @@
+"""Training of the StyleGAN2-ADA-style generator: adaptive discriminator augmentation, the
+non-saturating logistic loss, lazy R1 regularisation, an EMA copy of the generator, and
+checkpoints that let an interrupted training resume."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from privaudit.core.rundir import atomic_write_bytes
+from privaudit.image import ops
+from privaudit.image.networks import Discriminator, Generator
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """What decides a trained generator (besides its data and seed)."""
+
+    steps: int = 1500
+    batch_size: int = 32
+    z_dim: int = 64
+    w_dim: int = 64
+    channel_base: int = 1024
+    channel_max: int = 64
+    mapping_layers: int = 2
+    mapping_lr_multiplier: float = 0.01
+    lr: float = 0.0025
+    r1_gamma: float = 0.1
+    r1_interval: int = 16
+    ema_kimg: float = 2.5  # half-life of the generator EMA, in thousands of images
+    ada_target: float = 0.6  # wanted E[sign(D(real))]
+    ada_interval: int = 4
+    ada_kimg: float = 20.0  # how fast p may travel from 0 to 1, in thousands of images
+    fused_ops: bool = False
+
+
+class AdaptiveAugment(torch.nn.Module):
+    """ADA's differentiable augmentations, each applied per image with probability p: integer
+    translation, isotropic scaling, small rotation (one affine warp), brightness, contrast, cutout.
+    p is tuned during training so the discriminator's sign on reals stays near the target."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("p", torch.zeros([]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        p = float(self.p)
+        if p <= 0:
+            return images
+        n, _, h, w = images.shape
+        device = images.device
+
+        def chosen(shape=(n,)):
+            return (torch.rand(shape, device=device) < p).float()
+
+        tx = torch.round((torch.rand(n, device=device) * 2 - 1) * 0.125 * w) / w * 2 * chosen()
+        ty = torch.round((torch.rand(n, device=device) * 2 - 1) * 0.125 * h) / h * 2 * chosen()
+        scale = torch.exp2(torch.randn(n, device=device) * 0.2 * chosen())
+        angle = (torch.rand(n, device=device) * 2 - 1) * (math.pi / 12) * chosen()
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        # Background is -1 (black) for digits: warp the [0, 2]-shifted image so padding is black.
+        x = F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+        x = x + (torch.randn(n, 1, 1, 1, device=device) * 0.2 * chosen().reshape(n, 1, 1, 1))
+        mean = x.mean(dim=[1, 2, 3], keepdim=True)
+        contrast = torch.exp2(torch.randn(n, 1, 1, 1, device=device) * 0.5 * chosen().reshape(n, 1, 1, 1))
+        x = (x - mean) * contrast + mean
+        # cutout: a square of half the image side, zeroed with probability p
+        cy, cx = torch.rand(n, 1, 1, device=device), torch.rand(n, 1, 1, device=device)
+        ys = (torch.arange(h, device=device).reshape(1, h, 1) + 0.5) / h
+        xs = (torch.arange(w, device=device).reshape(1, 1, w) + 0.5) / w
+        inside = ((ys - cy).abs() < 0.25) & ((xs - cx).abs() < 0.25)
+        mask = 1 - inside.float().unsqueeze(1) * chosen().reshape(n, 1, 1, 1)
+        return x * mask + (-1) * (1 - mask)
+
+
+@dataclass
+class GanState:
+    generator: Generator
+    discriminator: Discriminator
+    generator_ema: Generator
+    augment: AdaptiveAugment
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    step: int = 0
+    seconds: float = 0.0
+    log: list | None = None
+
+
+def build_networks(settings: GanSettings, resolution: int, channels: int, classes: int, seed: int):
+    torch.manual_seed(seed)
+    kwargs = dict(resolution=resolution, channels=channels, channel_base=settings.channel_base,
+                  channel_max=settings.channel_max)
+    generator = Generator(z_dim=settings.z_dim, c_dim=classes, w_dim=settings.w_dim,
+                          mapping_layers=settings.mapping_layers,
+                          mapping_lr_multiplier=settings.mapping_lr_multiplier, **kwargs)
+    discriminator = Discriminator(c_dim=classes, **kwargs)
+    return generator, discriminator
+
+
+def _new_state(settings: GanSettings, resolution: int, channels: int, classes: int, seed: int) -> GanState:
+    generator, discriminator = build_networks(settings, resolution, channels, classes, seed)
+    # Lazy R1: scale Adam's hyper-parameters by the regularisation interval, as in StyleGAN2.
+    ratio = settings.r1_interval / (settings.r1_interval + 1)
+    return GanState(
+        generator=generator, discriminator=discriminator, generator_ema=copy.deepcopy(generator).eval(),
+        augment=AdaptiveAugment(),
+        g_optimizer=torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=(0.0, 0.99), eps=1e-8),
+        d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=settings.lr * ratio,
+                                     betas=(0.0, 0.99**ratio), eps=1e-8),
+        log=[],
+    )
+
+
+def _state_bytes(state: GanState, settings: GanSettings) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({
+        "settings": asdict(settings), "step": state.step, "seconds": state.seconds, "log": state.log,
+        "generator": state.generator.state_dict(), "discriminator": state.discriminator.state_dict(),
+        "generator_ema": state.generator_ema.state_dict(), "augment": state.augment.state_dict(),
+        "g_optimizer": state.g_optimizer.state_dict(), "d_optimizer": state.d_optimizer.state_dict(),
+    }, buffer)
+    return buffer.getvalue()
+
+
+def _load_state(path: Path, state: GanState) -> None:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    for name in ("generator", "discriminator", "generator_ema", "augment", "g_optimizer", "d_optimizer"):
+        getattr(state, name).load_state_dict(saved[name])
+    state.step, state.seconds, state.log = int(saved["step"]), float(saved["seconds"]), list(saved["log"])
+
+
+def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: GanSettings, *, seed: int,
+              checkpoint: Path | None = None, checkpoint_every: int = 100,
+              on_step: Callable[[int], None] | None = None) -> tuple[Generator, dict]:
+    """Train on images in [-1, 1] of shape [N, C, R, R] (R a power of two) with integer labels.
+
+    Returns the EMA generator and a summary (steps, seconds, final ADA p, losses). With `checkpoint`
+    the full training state is saved there every `checkpoint_every` steps and a rerun resumes from it.
+    """
+    ops.use_compiled(settings.fused_ops)
+    n, channels, resolution, _ = images.shape
+    state = _new_state(settings, resolution, channels, classes, seed)
+    if checkpoint is not None and checkpoint.exists():
+        _load_state(checkpoint, state)
+    G, D, G_ema, augment = state.generator, state.discriminator, state.generator_ema, state.augment
+    rng = torch.Generator().manual_seed(seed + state.step)
+    torch.manual_seed(seed + state.step)  # noise inputs and augmentations draw from the global generator
+    eye = torch.eye(classes)
+    batch = min(settings.batch_size, n)
+    ema_beta = 0.5 ** (batch / max(settings.ema_kimg * 1000, 1e-8))
+    ada_sign_sum, ada_count = 0.0, 0
+    progress = tqdm(total=settings.steps, initial=state.step, desc="generator", unit="step", leave=False)
+    started = time.perf_counter() - state.seconds
+    while state.step < settings.steps:
+        real_idx = torch.randint(0, n, (batch,), generator=rng)
+        real, real_c = images[real_idx], eye[labels[real_idx]]
+        z = torch.randn(batch, settings.z_dim, generator=rng)
+        gen_c = eye[torch.randint(0, classes, (batch,), generator=rng)]
+
+        # Generator: non-saturating logistic loss through the augmented discriminator.
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        fake = G(z, gen_c, update_w_avg=True)
+        g_loss = F.softplus(-D(augment(fake), gen_c)).mean()
+        state.g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        state.g_optimizer.step()
+
+        # Discriminator: logistic loss on reals and fakes, lazy R1 penalty on reals.
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            fake = G(z, gen_c)
+        real_logits = D(augment(real), real_c)
+        d_loss = F.softplus(D(augment(fake), gen_c)).mean() + F.softplus(-real_logits).mean()
+        ada_sign_sum += float(real_logits.detach().sign().sum())
+        ada_count += batch
+        state.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        r1 = None
+        if settings.r1_gamma > 0 and state.step % settings.r1_interval == 0:
+            with ops.double_backward():
+                real_in = real.detach().requires_grad_(True)
+                logits = D(augment(real_in), real_c)
+                (grad,) = torch.autograd.grad(logits.sum(), real_in, create_graph=True)
+                r1 = grad.square().sum(dim=[1, 2, 3]).mean()
+                (r1 * (settings.r1_gamma / 2) * settings.r1_interval).backward()
+        state.d_optimizer.step()
+
+        # EMA of the generator's weights (buffers copied).
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
+                p_ema.copy_(p.lerp(p_ema, ema_beta))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
+                b_ema.copy_(b)
+
+        # ADA: move p toward keeping E[sign(D(real))] at the target.
+        if (state.step + 1) % settings.ada_interval == 0:
+            r_t = ada_sign_sum / max(ada_count, 1)
+            adjust = np.sign(r_t - settings.ada_target) * ada_count / (settings.ada_kimg * 1000)
+            augment.p.copy_((augment.p + adjust).clamp(0, 1))
+            ada_sign_sum, ada_count = 0.0, 0
+
+        state.step += 1
+        state.seconds = time.perf_counter() - started
+        if state.step % 50 == 0 or state.step == settings.steps:
+            state.log.append({"step": state.step, "g_loss": g_loss.item(), "d_loss": d_loss.item(),
+                              "ada_p": float(augment.p), "r1": None if r1 is None else r1.item()})
+            progress.set_postfix(g=f"{g_loss.item():.2f}", d=f"{d_loss.item():.2f}", p=f"{float(augment.p):.2f}")
+        progress.update(1)
+        if checkpoint is not None and (state.step % checkpoint_every == 0 or state.step == settings.steps):
+            atomic_write_bytes(checkpoint, _state_bytes(state, settings))
+        if on_step is not None:
+            on_step(state.step)
+    progress.close()
+    summary = {"steps": state.step, "seconds": round(state.seconds, 1), "ada_p": float(augment.p),
+               "implementation": ops.implementation(), "log": state.log}
+    return G_ema.eval(), summary
+
+
+@torch.no_grad()
+def sample(generator: Generator, labels: torch.Tensor, *, seed: int, batch_size: int = 256,
+           truncation_psi: float = 1.0) -> torch.Tensor:
+    """Images of the given classes from the generator, clamped to [-1, 1]."""
+    generator.eval()
+    rng = torch.Generator().manual_seed(seed)
+    eye = torch.eye(generator.c_dim)
+    out = []
+    for start in range(0, len(labels), batch_size):
+        c = eye[labels[start: start + batch_size]]
+        z = torch.randn(len(c), generator.z_dim, generator=rng)
+        out.append(generator(z, c, truncation_psi=truncation_psi, noise_mode="const").clamp(-1, 1))
+    return torch.cat(out) if out else torch.empty(0, generator.channels, generator.resolution, generator.resolution)
+
+
+def generator_from_state(path: Path, settings: GanSettings, resolution: int, channels: int, classes: int) -> Generator:
+    """The EMA generator kept in a training checkpoint (loaded with weights_only=True)."""
+    generator, _ = build_networks(settings, resolution, channels, classes, seed=0)
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    generator.load_state_dict(saved["generator_ema"])
+    return generator.eval()

@@ -1,0 +1,85 @@
+"""The generator: a training step, sample shapes, the demodulation invariant, ADA, EMA and resuming."""
+
+from __future__ import annotations
+
+import torch
+from privaudit.image import gan
+from privaudit.image.networks import Discriminator, Generator, modulated_conv2d
+
+SMALL = gan.GanSettings(steps=3, batch_size=8, z_dim=16, w_dim=16, channel_base=64, channel_max=16)
+
+
+def _data(n=40, res=8):
+    torch.manual_seed(0)
+    return torch.rand(n, 1, res, res) * 2 - 1, torch.randint(0, 10, (n,))
+
+
+def test_generator_trains_a_step_and_samples_the_right_shape():
+    images, labels = _data(res=16)
+    g0, _ = gan.build_networks(SMALL, 16, 1, 10, seed=0)
+    settings = gan.GanSettings(**{**SMALL.__dict__, "steps": 1, "r1_interval": 1})
+    generator, summary = gan.train_gan(images, labels, 10, settings, seed=0)
+    assert summary["steps"] == 1
+    moved = [not torch.equal(a, b) for a, b in zip(g0.parameters(), generator.parameters(), strict=True)]
+    assert any(moved), "one step must change the EMA generator"
+    out = gan.sample(generator, torch.tensor([0, 1, 2, 9, 9]), seed=3)
+    assert out.shape == (5, 1, 16, 16)
+    assert out.min() >= -1 and out.max() <= 1 and torch.isfinite(out).all()
+    torch.testing.assert_close(out, gan.sample(generator, torch.tensor([0, 1, 2, 9, 9]), seed=3))
+
+
+def test_networks_shapes_for_three_channels():
+    g = Generator(z_dim=8, c_dim=3, w_dim=8, resolution=32, channels=3, channel_base=64, channel_max=8)
+    d = Discriminator(c_dim=3, resolution=32, channels=3, channel_base=64, channel_max=8)
+    c = torch.eye(3)[[0, 1, 2, 0]]
+    images = g(torch.randn(4, 8), c)
+    assert images.shape == (4, 3, 32, 32)
+    assert d(images, c).shape == (4, 1)
+
+
+def test_demodulated_conv_has_unit_norm_filters():
+    # With demodulation the effective per-sample weight of every output channel has unit L2 norm,
+    # so a delta input (one pixel = 1 in one channel) cannot grow an output beyond 1 in norm.
+    torch.manual_seed(0)
+    weight, styles = torch.randn(5, 3, 3, 3), torch.rand(2, 3) * 4
+    effective = weight.unsqueeze(0) * styles.reshape(2, 1, 3, 1, 1)
+    effective = effective / effective.square().sum(dim=[2, 3, 4], keepdim=True).sqrt()
+    x = torch.randn(2, 3, 6, 6)
+    expected = torch.stack([torch.nn.functional.conv2d(x[i:i + 1], effective[i], padding=1)[0] for i in range(2)])
+    torch.testing.assert_close(modulated_conv2d(x, weight, styles), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_ada_probability_rises_when_the_discriminator_overfits():
+    images, labels = _data()
+    # ada_kimg tiny: p moves by a whole batch's worth each adjustment; a fresh D says "real" to reals often
+    settings = gan.GanSettings(**{**SMALL.__dict__, "steps": 8, "ada_target": -1.0, "ada_interval": 2, "ada_kimg": 0.1})
+    _, summary = gan.train_gan(images, labels, 10, settings, seed=0)
+    assert summary["ada_p"] > 0.5
+    augment = gan.AdaptiveAugment()
+    augment.p.fill_(1.0)
+    out = augment(images[:4])
+    assert out.shape == images[:4].shape and not torch.equal(out, images[:4])
+
+
+def test_interrupted_training_resumes_from_the_checkpoint(tmp_path):
+    images, labels = _data()
+    checkpoint = tmp_path / "g.pt"
+    settings = gan.GanSettings(**{**SMALL.__dict__, "steps": 4})
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(step):
+        if step == 2:
+            raise Stop
+
+    try:
+        gan.train_gan(images, labels, 10, settings, seed=0, checkpoint=checkpoint, checkpoint_every=2, on_step=stop_at_2)
+    except Stop:
+        pass
+    assert torch.load(checkpoint, weights_only=True)["step"] == 2
+    steps_seen = []
+    _, summary = gan.train_gan(images, labels, 10, settings, seed=0, checkpoint=checkpoint, on_step=steps_seen.append)
+    assert steps_seen == [3, 4] and summary["steps"] == 4
+    loaded = gan.generator_from_state(checkpoint, settings, 8, 1, 10)
+    assert loaded(torch.randn(2, 16), torch.eye(10)[[1, 2]]).shape == (2, 1, 8, 8)

@@ -1,0 +1,77 @@
+"""Bad input ends with exit code 2 and one line naming the problem, before any training."""
+
+from __future__ import annotations
+
+import pytest
+from privaudit.image.cli import main
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert not any("Traceback" in line for line in lines)
+    # progress lines ([audit-image] ...) may come first; the problem is one line starting "error: "
+    return code, [line for line in lines if not line.startswith("[audit-image]")]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--target", "lenet"], "invalid choice"),
+    (["--data", "/no/such/folder"], "/no/such/folder does not exist"),
+    (["--model", "x.pt"], "architecture"),
+    (["--epochs", "0"], "'epochs' must be a positive integer"),
+    (["--target", "ccexam-mnist", "--data", "digits"], "must be 'mnist' for the ccexam-mnist target"),
+    (["--non-members", "somewhere"], "needs `model` too"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
+    code, err = _run(capsys, argv)
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+
+
+def test_bad_config_files(capsys, tmp_path):
+    unknown = tmp_path / "a.yaml"
+    unknown.write_text("gan_stepz: 3\n")
+    code, err = _run(capsys, ["--config", str(unknown)])
+    assert code == 2 and err == [f"error: config file {unknown} has unknown field 'gan_stepz'."]
+    broken = tmp_path / "b.yaml"
+    broken.write_text("a: [1,\n")
+    code, err = _run(capsys, ["--config", str(broken)])
+    assert code == 2 and "not readable YAML" in err[0] and len(err) == 1
+
+
+def test_corrupt_and_mismatched_checkpoints(capsys, tmp_path):
+    small = tmp_path / "small.yaml"
+    small.write_text("data: digits\ngenerator_images: 300\naudit_members: 300\n")
+    corrupt = tmp_path / "bad.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    code, err = _run(capsys, ["--config", str(small), "--model", str(corrupt), "--architecture", "cnn",
+                              "--out", str(tmp_path / "r")])
+    assert code == 2 and len(err) == 1 and "not a readable torch state dict" in err[0], err
+
+    import torch
+    from privaudit.image.models import build_model
+
+    other = tmp_path / "vit.pt"
+    torch.save(build_model("vit", 1, 10, 8).state_dict(), other)
+    code, err = _run(capsys, ["--config", str(small), "--model", str(other), "--architecture", "cnn",
+                              "--out", str(tmp_path / "r")])
+    assert code == 2 and len(err) == 1 and "does not match the cnn architecture" in err[0], err
+
+
+def test_image_folder_problems(capsys, tmp_path):
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "a").mkdir()
+    code, err = _run(capsys, ["--data", str(tmp_path / "only"), "--out", str(tmp_path / "r")])
+    assert code == 2 and "at least 2" in err[-1]
+    folder = tmp_path / "imgs"
+    for cls in ("cat", "dog"):
+        (folder / cls).mkdir(parents=True)
+        (folder / cls / "x.png").write_bytes(b"garbage")
+    code, err = _run(capsys, ["--data", str(folder), "--out", str(tmp_path / "r")])
+    assert code == 2 and len(err) == 1 and "cannot be read" in err[0], err
+
+
+def test_dataset_too_small_for_the_splits(capsys, tmp_path):
+    code, err = _run(capsys, ["--data", "digits", "--out", str(tmp_path / "r")])
+    assert code == 2 and len(err) == 1 and "fewer than the 5000" in err[0], err
