@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from privaudit.core.config import load_yaml_config
 from privaudit.core.errors import InputError
 
 TRAINED_TARGETS = ("cnn", "wrn16-4", "wrn28-10", "resnet18", "vit")
@@ -106,21 +106,5 @@ class ImageAuditConfig:
 
 def load_config(path: str | Path) -> ImageAuditConfig:
     """A config from a YAML mapping of field names; unknown fields are an InputError."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"config file {path} is not readable YAML ({type(exc).__name__}).") from exc
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InputError(f"config file {path} must hold a mapping of field names to values.")
-    known = {f.name for f in dataclasses.fields(ImageAuditConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InputError(f"config file {path} has unknown field {unknown[0]!r}.")
-    try:
-        return ImageAuditConfig(**raw)
-    except TypeError as exc:
-        raise InputError(f"config file {path} has a value of the wrong type ({exc}).") from exc
+    return load_yaml_config(ImageAuditConfig, path)
 

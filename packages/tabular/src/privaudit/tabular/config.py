@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from privaudit.core.config import load_yaml_config
 from privaudit.core.errors import InputError
 
 # A user model is a torch state dict (needs an architecture spec) or a joblib-saved estimator.
@@ -103,20 +103,4 @@ def _widths(value, field: str) -> tuple[int, ...]:
 
 def load_config(path: str | Path) -> TabularAuditConfig:
     """A config from a YAML mapping of field names; unknown fields are an InputError."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"config file {path} is not readable YAML ({type(exc).__name__}).") from exc
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InputError(f"config file {path} must hold a mapping of field names to values.")
-    known = {f.name for f in dataclasses.fields(TabularAuditConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InputError(f"config file {path} has unknown field {unknown[0]!r}.")
-    try:
-        return TabularAuditConfig(**raw)
-    except TypeError as exc:
-        raise InputError(f"config file {path} has a value of the wrong type ({exc}).") from exc
+    return load_yaml_config(TabularAuditConfig, path)

@@ -1,0 +1,31 @@
+from dataclasses import dataclass
+
+import pytest
+from privaudit.core.config import load_yaml_config
+from privaudit.core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Settings:
+    seed: int = 0
+    name: str = "run"
+
+
+def test_fields_come_from_the_yaml_mapping(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("seed: 7\n")
+    assert load_yaml_config(Settings, path) == Settings(seed=7)
+    path.write_text("")
+    assert load_yaml_config(Settings, path) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("sead: 1", "unknown field 'sead'"), ("[1, 2]", "must hold a mapping"), ("seed: [", "not readable YAML")],
+)
+def test_bad_config_names_the_file_and_the_problem(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        load_yaml_config(Settings, path)
+    assert str(path) in str(error.value)
