@@ -112,3 +112,8 @@ def test_one_run_dp_bound_stays_below_epsilon(tmp_path):
     extra = json.loads((tmp_path / "dp" / "report.json").read_text())["extra"]
     assert extra["dp_epsilon_spent"] == pytest.approx(1.0, rel=0.05)
     assert extra["eps_lower_bound"] < extra["dp_epsilon_spent"]
+
+
+def test_negative_threads_exit_2(tmp_path, capsys):
+    assert main(["one-run", "--threads", "-1", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "--threads must be >= 0" in capsys.readouterr().err
