@@ -38,6 +38,7 @@ def make_canaries(labels: torch.Tensor, kind: str, num_classes: int, seed: int) 
 def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, seed: int) -> float:
     """DP-SGD with privaudit-dp at dp.target_epsilon; returns the epsilon actually spent."""
     from privaudit.dp import DPError, make_private
+    from privaudit.dp.training import fit
 
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, labels), batch_size=config.batch_size, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed))  # fmt: skip
@@ -49,15 +50,7 @@ def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, see
         )  # fmt: skip
     except DPError as exc:
         raise InputError(f"dp: {exc}") from exc
-    model.train()
-    for _ in range(config.epochs):
-        for x, y in loader:
-            if len(x) == 0:  # Poisson sampling can draw an empty batch
-                continue
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+    fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), config.epochs, progress=False)
     return float(accountant.get_epsilon(dp.delta))
 
 

@@ -18,8 +18,8 @@ from privaudit.dp.datasets import mnist_subset
 from privaudit.dp.errors import DPError
 from privaudit.dp.models import MODELS
 from privaudit.dp.private import make_private
+from privaudit.dp.training import fit
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm import tqdm
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,20 +95,8 @@ def _private_training(args, model, optimizer, train_set, loss_fn, device) -> tup
         target_epsilon=args.epsilon, target_delta=args.delta, epochs=args.epochs,
         max_grad_norm=args.max_grad_norm, clipping=args.clipping, accountant=args.accountant, seed=args.seed,
     )
-    model.train()
-    for epoch in range(args.epochs):
-        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr)
-        for batch in progress:
-            if len(batch[0]) == 0:  # Poisson sampling drew nobody: the step is still taken (noise only)
-                optimizer.step()
-                optimizer.zero_grad()
-                continue
-            loss = loss_fn(model, [t.to(device) for t in batch])
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            progress.set_postfix(loss=f"{loss.item():.3f}", eps=f"{accountant.get_epsilon(args.delta):.2f}")
-    model.eval()
+    fit(model, optimizer, loader, lambda m, batch: loss_fn(m, [t.to(device) for t in batch]), args.epochs,
+        desc="dp-train")
     return optimizer, loader, accountant
 
 

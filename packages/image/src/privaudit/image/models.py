@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from privaudit.core.errors import InputError
 from privaudit.dp import models as dp_models
+from privaudit.dp.training import fit
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
@@ -146,16 +147,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, s
             )
         except DPError as exc:
             raise InputError(f"DP training of the {settings.architecture} target is not possible: {exc}") from exc
-    model.train()
-    for _ in tqdm(range(settings.epochs), desc=desc, unit="epoch", leave=False):
-        for xb, yb in loader:
-            if len(xb) == 0:  # Poisson sampling can draw an empty batch
-                continue
-            loss = F.cross_entropy(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    model.eval()
+    fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), settings.epochs, desc=desc)
     spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
     return model, spent
 

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from privaudit.dp.training import fit
 from privaudit.tabular.data import Table
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
 
 
 class FeatureEncoder:
@@ -88,16 +88,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSetti
             model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
             epochs=settings.epochs, max_grad_norm=settings.max_grad_norm, seed=seed,
         )
-    model.train()
-    for _ in tqdm(range(settings.epochs), desc=desc, unit="epoch", leave=False):
-        for xb, yb in loader:
-            if len(xb) == 0:  # Poisson sampling can draw an empty batch
-                continue
-            loss = F.cross_entropy(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    model.eval()
+    fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), settings.epochs, desc=desc)
     spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
     return model, spent
 
