@@ -104,3 +104,35 @@ def provenance(
     if extra:
         record["extra"] = to_jsonable(dict(extra))
     return record
+
+
+class StageCache:
+    """Stage outputs under `<root>/<stage>-<key>.<ext>`, the key a hash of the settings that decide
+    them; written atomically, so a rerun reuses them and an interrupted run resumes at the first
+    missing stage. Packages with torch add their own loaders for models and tensors."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, stage: str, key_fields: Any, ext: str) -> Path:
+        return self.root / f"{stage}-{stable_key(key_fields)}.{ext}"
+
+    def frame(self, path: Path, build) -> Any:
+        """A pandas DataFrame stored as Parquet."""
+        import io
+
+        import pandas as pd
+
+        if path.exists():
+            return pd.read_parquet(path)
+        frame = build()
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(path, buffer.getvalue())
+        return frame
+
+    def json(self, path: Path, build) -> Any:
+        if path.exists():
+            return json.loads(path.read_text())
+        atomic_write_json(path, build())
+        return json.loads(path.read_text())

@@ -17,7 +17,7 @@ from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core import metrics
 from privaudit.core.errors import InputError
 from privaudit.core.report import ReportSection, write_report
-from privaudit.core.rundir import atomic_write_bytes, atomic_write_json, stable_key
+from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
 from privaudit.image import data as image_data
 from privaudit.image import gan
 from privaudit.image.config import ImageAuditConfig
@@ -40,14 +40,8 @@ def _say(message: str) -> None:
     print(f"[audit-image] {message}", file=sys.stderr, flush=True)
 
 
-class RunCache:
-    """Stage outputs under `<run>/cache/<stage>-<key>.<ext>`, written atomically, reused on rerun."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def path(self, stage: str, key_fields: dict, ext: str) -> Path:
-        return self.root / f"{stage}-{stable_key(key_fields)}.{ext}"
+class RunCache(StageCache):
+    """The run's stage cache, with torch tensors and models (state dicts, loaded weights-only)."""
 
     def tensors(self, path: Path, build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         if path.exists():
@@ -64,22 +58,6 @@ class RunCache:
         model = build()
         self._save(path, {k: v.detach().clone() for k, v in model.state_dict().items()})
         return model
-
-    def frame(self, path: Path, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        if path.exists():
-            return pd.read_parquet(path)
-        frame = build()
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        atomic_write_bytes(path, buffer.getvalue())
-        return frame
-
-    def json(self, path: Path, build: Callable[[], dict]) -> dict:
-        if path.exists():
-            return json.loads(path.read_text())
-        value = build()
-        atomic_write_json(path, value)
-        return json.loads(path.read_text())
 
     @staticmethod
     def _save(path: Path, value) -> None:

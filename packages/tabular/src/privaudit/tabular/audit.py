@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from privaudit.core.errors import InputError
 from privaudit.core.report import ReportSection, write_report
-from privaudit.core.rundir import atomic_write_bytes, atomic_write_json, stable_key
+from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
 from privaudit.tabular import data as tabular_data
 from privaudit.tabular.config import TabularAuditConfig
 from privaudit.tabular.generator import fit_and_sample, quality
@@ -30,23 +30,8 @@ def _say(message: str) -> None:
     print(f"[audit-tabular] {message}", file=sys.stderr, flush=True)
 
 
-class RunCache:
-    """Stage outputs under `<run>/cache/<stage>-<key>.<ext>`, written atomically, reused on rerun."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def path(self, stage: str, key_fields: dict, ext: str) -> Path:
-        return self.root / f"{stage}-{stable_key(key_fields)}.{ext}"
-
-    def frame(self, path: Path, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        if path.exists():
-            return pd.read_parquet(path)
-        frame = build()
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        atomic_write_bytes(path, buffer.getvalue())
-        return frame
+class RunCache(StageCache):
+    """The run's stage cache, with the MLPs (state dicts, loaded weights-only)."""
 
     def mlp(self, path: Path, hidden, in_features: int, n_classes: int, build: Callable[[], TabularMLP]) -> TabularMLP:
         if path.exists():

@@ -29,3 +29,16 @@ def test_bad_config_names_the_file_and_the_problem(tmp_path, text, message):
     with pytest.raises(InputError, match=message) as error:
         load_yaml_config(Settings, path)
     assert str(path) in str(error.value)
+
+
+def test_stage_cache_builds_once_and_reuses(tmp_path):
+    import pandas as pd
+    from privaudit.core.rundir import StageCache
+
+    cache, calls = StageCache(tmp_path / "cache"), []
+    frame_path = cache.path("scores", {"seed": 1}, "parquet")
+    assert frame_path == cache.path("scores", {"seed": 1}, "parquet") != cache.path("scores", {"seed": 2}, "parquet")
+    for _ in range(2):
+        frame = cache.frame(frame_path, lambda: calls.append("frame") or pd.DataFrame({"a": [1, 2]}))
+        value = cache.json(cache.path("quality", {}, "json"), lambda: calls.append("json") or {"score": 0.5})
+    assert calls == ["frame", "json"] and frame["a"].tolist() == [1, 2] and value == {"score": 0.5}
