@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from privaudit.core.errors import InputError, run_cli
+from privaudit.core.errors import CliParser, InputError, run_cli
 
 # vmapped small convolutions back-propagate up to 15x slower on two contended threads than on one
 THREADS_HELP = "torch CPU threads (default 1; 0 keeps torch's default)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audit-attacks", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = CliParser(prog="audit-attacks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
     mia = commands.add_parser(
         "mia", help="LOSS, population, LiRA and RMIA attacks with reference models"
     )
@@ -42,9 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-
     def body() -> int:
+        args = _parser().parse_args(argv)
         import dataclasses
 
         import torch

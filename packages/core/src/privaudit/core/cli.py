@@ -7,16 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from privaudit.core.errors import InputError, run_cli
+from privaudit.core.errors import CliParser, InputError, run_cli
 
 DEFAULT_DEMO_DIR = Path("runs/demo")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one InputError line (exit 2 via run_cli)."""
-
-    def error(self, message: str):
-        raise InputError(f"{self.prog}: {message} (see --help)")
 
 
 def _probability(text: str) -> float:
@@ -38,11 +31,11 @@ def _baseline(text: str) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = CliParser(
         prog="privaudit",
         description="privaudit: audit how much a model leaks about its training data.",
     )
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", parser_class=CliParser)
 
     report = commands.add_parser(
         "report", help="audit a scores table (CSV/Parquet) and write a report"
@@ -75,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bound = commands.add_parser("bound", help="compute an eps lower bound from counts")
-    bound_kinds = bound.add_subparsers(dest="bound", parser_class=_Parser, required=True)
+    bound_kinds = bound.add_subparsers(dest="bound", parser_class=CliParser, required=True)
     one_run = bound_kinds.add_parser(
         "one-run", help="one-run audit bound (Steinke, Nasr, Jagielski 2023)"
     )

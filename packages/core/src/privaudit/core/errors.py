@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
 
 class InputError(ValueError):
     """Bad user input (file, column, value, option); `str(e)` is one sentence naming it."""
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one InputError line (exit 2 via run_cli), not a
+    usage dump; parse arguments inside the run_cli body."""
+
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: {message} (see --help)")
 
 
 def run_cli(body: Callable[[], int]) -> int:

@@ -45,6 +45,21 @@ class ReportSection:
                 )
 
 
+def ground_truth_section(summary: Mapping) -> ReportSection:
+    """The summary of a second report on the same attacks with real non-members as ground truth:
+    `dir`, `n`, `c_lb` and `columns` (column -> eps_lb, auc), as a section of the main report."""
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['eps_lb'])}</td><td>{v['auc']:.3f}</td></tr>"
+        for k, v in summary["columns"].items()
+    )
+    return ReportSection(
+        "Ground truth: the same attacks against real non-members",
+        f"<p>Report in <code>{html.escape(summary['dir'])}</code>; {summary['n']} test points; "
+        f"c_lb = {_fmt(summary['c_lb'])}.</p>"
+        f"<table><tr><th>column</th><th>eps_lb</th><th>AUC</th></tr>{rows}</table>",
+    )
+
+
 def _column_stats(
     labels: np.ndarray,
     scores: np.ndarray,

@@ -16,7 +16,7 @@ import torch
 from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core import metrics
 from privaudit.core.errors import InputError
-from privaudit.core.report import ReportSection, write_report
+from privaudit.core.report import ReportSection, ground_truth_section, write_report
 from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
 from privaudit.image import data as image_data
 from privaudit.image import gan
@@ -132,16 +132,6 @@ def _quality_section(q: dict, grid: bytes, real_grid: bytes) -> ReportSection:
             f"Left: synthetic samples (one row per class); right: real generator-training images.</p>")
     return ReportSection("Generator (StyleGAN2-ADA-style) quality", body,
                          images=(("generator_samples.png", grid), ("real_samples.png", real_grid)))
-
-
-def _ground_truth_section(gt: dict) -> ReportSection:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['eps_lb']}</td><td>{v['auc']:.3f}</td></tr>"
-                   for k, v in gt["columns"].items())
-    return ReportSection(
-        "Ground truth: the same attacks against real non-members",
-        f"<p>Report in <code>{html.escape(gt['dir'])}</code>; {gt['n']} test points; c_lb = {gt['c_lb']}.</p>"
-        f"<table><tr><th>column</th><th>eps_lb</th><th>AUC</th></tr>{rows}</table>",
-    )
 
 
 def _target_section(info: dict) -> ReportSection:
@@ -331,7 +321,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
             "so c_lb sits near the ceiling the test size allows and eps_tilde cannot show leakage. Train the "
             "generator longer (<code>--gan-steps</code>) and compare with the ground truth below.</p>")))
     if ground_truth:
-        sections.append(_ground_truth_section(ground_truth))
+        sections.append(ground_truth_section(ground_truth))
     report = write_report(scores, out_dir, title=f"privaudit image PANORAMIA audit: {target_name} target on {dataset.source}",
                           sections=sections,
                           extra={"target": target_info, "generator_quality": generator_quality,

@@ -7,18 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from privaudit.core.errors import InputError, run_cli
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse errors are bad input too: one line, exit 2
-        raise InputError(f"{message}.")
+from privaudit.core.errors import CliParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     from privaudit.image.config import TARGET_KINDS, TRAINED_TARGETS
 
-    parser = _Parser(
+    parser = CliParser(
         prog="audit-image",
         description="PANORAMIA privacy audit of an image classifier: StyleGAN2-ADA-style synthetic "
         "non-members, baseline and membership-inference attack networks, eps_tilde = {c+eps}_lb - c_lb. "

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from privaudit.core.errors import InputError
-from privaudit.core.report import ReportSection, write_report
+from privaudit.core.report import ReportSection, ground_truth_section, write_report
 from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
 from privaudit.tabular import data as tabular_data
 from privaudit.tabular.config import TabularAuditConfig
@@ -125,16 +125,6 @@ def _quality_section(q: dict) -> ReportSection:
             f"<b>{q['score']:.3f}</b> ({props}).</p>"
             f"<table><tr><th>column</th><th>metric</th><th>shape score</th></tr>{rows}</table>")
     return ReportSection("Generator (CTGAN) quality", body)
-
-
-def _ground_truth_section(gt: dict) -> ReportSection:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['eps_lb']}</td><td>{v['auc']:.3f}</td></tr>"
-                   for k, v in gt["columns"].items())
-    return ReportSection(
-        "Ground truth: the same attacks against real non-members",
-        f"<p>Report in <code>{html.escape(gt['dir'])}</code>; {gt['n']} test points.</p>"
-        f"<table><tr><th>column</th><th>eps_lb</th><th>AUC</th></tr>{rows}</table>",
-    )
 
 
 class _StageTimer:
@@ -256,7 +246,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
     scores = cache.frame(cache.path("scores-panoramia", {**attack_key, **gen_key}, "parquet"),
                          lambda: attack(synthetic_audit.reset_index(drop=True), "synthetic non-members"))
     timer.done("panoramia_attacks")
-    sections = [_quality_section(generator_quality)] + ([_ground_truth_section(ground_truth)] if ground_truth else [])
+    sections = [_quality_section(generator_quality)] + ([ground_truth_section(ground_truth)] if ground_truth else [])
     report = write_report(scores, out_dir, title=f"privaudit tabular PANORAMIA audit: {target_name} target on {table.source}",
                           sections=sections,
                           extra={"target": target_info, "generator_quality": generator_quality, "ground_truth": ground_truth,

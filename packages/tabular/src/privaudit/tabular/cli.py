@@ -7,17 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from privaudit.core.errors import InputError, run_cli
+from privaudit.core.errors import CliParser, InputError, run_cli
 from privaudit.tabular.config import TARGET_KINDS, TabularAuditConfig, load_config
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse errors are bad input too: one line, exit 2
-        raise InputError(f"{message}.")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = CliParser(
         prog="audit-tabular",
         description="PANORAMIA privacy audit of a tabular classifier: CTGAN synthetic non-members, "
         "baseline and membership-inference classifiers, eps_tilde = {c+eps}_lb - c_lb. "

@@ -1,3 +1,5 @@
+"""Pieces the modality packages share: flat YAML configs, the stage cache, the ground-truth report section."""
+
 from dataclasses import dataclass
 
 import pytest
@@ -42,3 +44,12 @@ def test_stage_cache_builds_once_and_reuses(tmp_path):
         frame = cache.frame(frame_path, lambda: calls.append("frame") or pd.DataFrame({"a": [1, 2]}))
         value = cache.json(cache.path("quality", {}, "json"), lambda: calls.append("json") or {"score": 0.5})
     assert calls == ["frame", "json"] and frame["a"].tolist() == [1, 2] and value == {"score": 0.5}
+
+
+def test_ground_truth_section_lists_every_column():
+    from privaudit.core.report import ground_truth_section
+
+    section = ground_truth_section({"dir": "runs/x/ground-truth", "n": 10, "c_lb": 0.5,
+                                    "columns": {"mia_<b>_pred": {"eps_lb": 0.25, "auc": 0.61}}})
+    assert "runs/x/ground-truth" in section.html and "0.610" in section.html
+    assert "mia_&lt;b&gt;_pred" in section.html  # column names are escaped
