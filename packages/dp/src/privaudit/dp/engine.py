@@ -17,6 +17,7 @@ from privaudit.dp.errors import DPError
 from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
 from privaudit.dp.layers.registry import LayerRule
 from torch import Tensor, nn
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 MODES = ("bookkeeping", "two_pass")
 
@@ -116,7 +117,13 @@ class PerSampleClipper:
             )
         if not output.requires_grad:
             return
-        call = LayerCall(module, args, kwargs, output)
+        # two-pass asks autograd for the gradient at this edge; book-keeping needs no reference at all
+        edge = get_gradient_edge(output) if self.mode == "two_pass" else None
+        call = LayerCall(module, args, kwargs, edge)
+        if self.mode == "bookkeeping" and self.loss_reduction == "mean":
+            # the loss was the batch mean: each row of the output gradient is one sample's loss
+            # gradient over B, which the norms and factors undo instead of copying the gradient
+            call.grad_scale = float(output.shape[0])
         call.versions = [a._version for a in args if isinstance(a, Tensor)]
         self.calls.append(call)
         for p in self.layer_params[module].values():
@@ -128,11 +135,7 @@ class PerSampleClipper:
     def _on_grad_out(self, call: LayerCall, grad: Tensor) -> None:
         if not self._capturing or call.grad_out is not None:
             return
-        if self.mode == "bookkeeping" and self.loss_reduction == "mean":
-            # the loss was the batch mean: undo the 1/B so each row is one sample's loss gradient
-            grad = grad * call.output.shape[0]
         call.grad_out = grad
-        call.output = None
         self._summarise(call)
 
     def _summarise(self, call: LayerCall) -> None:
@@ -154,16 +157,14 @@ class PerSampleClipper:
         try:
             norms = None if shared else rule.ghost_norms_sq(call)
             if norms is None:
-                call.per_sample = {n: g for n, g in rule.per_sample_grads(call).items() if n in params}
-                norms = {n: g.flatten(1).pow(2).sum(1) for n, g in call.per_sample.items()}
-                if shared or not self._recompute_is_smaller(rule, call):
-                    # the per-sample gradients are all the clipped sum needs now
+                # holding the input and output gradient until the clipped sum can take less memory
+                # than holding B per-sample gradients (e.g. a conv with many channels and few
+                # positions): then the rule's direct route forms the clipped sum from them instead
+                keep = shared or not self._recompute_is_smaller(rule, call, params)
+                norms, per_sample = rule.explicit_norms_sq(call, keep=keep)
+                call.per_sample = {n: g for n, g in per_sample.items() if n in params}
+                if keep:  # the per-sample gradients are all the clipped sum needs now
                     call.args, call.kwargs, call.grad_out = (), {}, None
-                else:
-                    # holding the input and output gradient until the clipped sum takes less memory
-                    # than holding B per-sample gradients (e.g. a conv with many channels and few
-                    # positions): the rule's direct route forms the clipped sum from them instead
-                    call.per_sample = {}
         finally:
             self._capturing = True
         missing = sorted(set(params) - set(norms))
@@ -172,7 +173,7 @@ class PerSampleClipper:
                 f"the per-sample rule for {type(module).__name__} gives no gradient for its trainable "
                 f"parameter(s) {', '.join(missing)}; register a rule or freeze them."
             )
-        call.norms_sq = {n: norms[n] for n in params}
+        call.norms_sq = {n: norms[n] * call.grad_scale**2 for n in params}
         if self.mode == "two_pass":
             # the second backward forms the clipped sum: only the norms (and the per-sample
             # gradients of shared parameters, whose norms need their sum over calls) stay
@@ -180,12 +181,12 @@ class PerSampleClipper:
             call.per_sample = {n: g for n, g in call.per_sample.items() if self._uses[params[n]] > 1}
 
     @staticmethod
-    def _recompute_is_smaller(rule, call: LayerCall) -> bool:
+    def _recompute_is_smaller(rule, call: LayerCall, params: dict[str, nn.Parameter]) -> bool:
         """Whether the rule forms sum_i c_i g_i directly from input and output gradient, and those
-        two hold fewer elements than the per-sample gradients just computed."""
+        two hold fewer elements than the per-sample gradients would."""
         if type(rule).weighted_grads is LayerRule.weighted_grads:
             return False
-        held = sum(g.numel() for g in call.per_sample.values())
+        held = call.grad_out.shape[0] * sum(p.numel() for p in params.values())
         inputs = sum(a.numel() for a in call.args if isinstance(a, Tensor))
         return call.grad_out.numel() + inputs < held
 
@@ -216,7 +217,7 @@ class PerSampleClipper:
             total = layer_norms.get(call.module, zeros)
             for name, p in self.layer_params[call.module].items():
                 if self._uses[p] > 1:
-                    g = call.per_sample[name]
+                    g = call.per_sample[name] * call.grad_scale
                     shared_sums[p] = shared_sums[p] + g if p in shared_sums else g
                 else:
                     total = total + call.norms_sq[name]
@@ -248,7 +249,7 @@ class PerSampleClipper:
         for call in self.calls:
             rule = rule_for(call.module) or FALLBACK_RULE
             params = self.layer_params[call.module]
-            for name, g in rule.weighted_grads(call, factors[call.module]).items():
+            for name, g in rule.weighted_grads(call, factors[call.module] * call.grad_scale).items():
                 if name in params:
                     p = params[name]
                     sums[p] = sums[p] + g if p in sums else g
@@ -264,7 +265,7 @@ class PerSampleClipper:
         """First backward for the norms, second on the reweighted loss; returns sum_i c_i g_i."""
         if per_sample_losses.dim() != 1:
             raise DPError(f"two-pass backward needs one loss per sample (shape [B]), got shape {tuple(per_sample_losses.shape)}.")
-        outputs = earliest_outputs([c.output for c in self.calls])
+        outputs = earliest_outputs([c.edge for c in self.calls])
         if outputs:
             # the output hooks fire for every layer on the way; asking for the earliest outputs
             # only keeps autograd from returning (and holding) one gradient per layer
@@ -285,13 +286,14 @@ class PerSampleClipper:
         return sums
 
 
-def earliest_outputs(outputs: list[Tensor]) -> list[Tensor]:
-    """The outputs from which no other output can be reached going backward through the graph:
-    a backward pass to them computes the gradient of every output (each lies on a path to one)."""
-    nodes = {o.grad_fn: o for o in outputs if o.grad_fn is not None}
+def earliest_outputs(outputs: list[GradientEdge]) -> list[GradientEdge]:
+    """The outputs (as gradient edges) from which no other output can be reached going backward
+    through the graph: a backward pass to them computes the gradient of every output (each lies on
+    a path to one)."""
+    nodes = {o.node: o for o in outputs if o.node is not None}
     earliest = []
     for output in outputs:
-        start = output.grad_fn
+        start = output.node
         if start is None:
             continue
         seen, stack, reaches_another = {start}, [start], False
@@ -299,7 +301,7 @@ def earliest_outputs(outputs: list[Tensor]) -> list[Tensor]:
             for child, _ in stack.pop().next_functions:
                 if child is None or child in seen:
                     continue
-                if child in nodes and nodes[child] is not output:
+                if child in nodes and child is not start:
                     reaches_another = True
                     break
                 seen.add(child)

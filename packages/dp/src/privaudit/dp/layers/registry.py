@@ -20,14 +20,19 @@ def _type_name(module_type: type) -> str:
 class LayerCall:
     """One forward call of a hooked module: what its rule needs once the output gradient is known.
 
-    `grad_out` holds the gradient of the per-sample losses (not their mean) with respect to the output.
+    `grad_out` is the output gradient as autograd delivered it; `grad_scale * grad_out` is the gradient
+    of the per-sample losses (not their mean). Rules work on `grad_out` as it is: every per-sample
+    gradient is linear in it, so the engine applies the scale to the norms and clipping factors.
     """
 
     module: nn.Module
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    output: Tensor
+    # where the output enters the graph (for the two-pass norms backward); never the output itself,
+    # which would keep every layer's activation alive until its gradient arrives
+    edge: Any = None
     grad_out: Tensor | None = None
+    grad_scale: float = 1.0
     # per-sample squared norms per parameter name, filled once grad_out is known
     norms_sq: dict[str, Tensor] = field(default_factory=dict)
     # explicit per-sample gradients, kept when they were computed anyway (mixed rule, tied parameters)
@@ -53,6 +58,12 @@ class LayerRule:
         """Per-sample squared gradient norms, or None when the explicit route is cheaper."""
         return None
 
+    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per-sample squared norms from explicit per-sample gradients, and those gradients when
+        `keep` (else an empty dict: a rule may then form them piece by piece and drop them)."""
+        grads = self.per_sample_grads(call)
+        return {name: norm_sq(g) for name, g in grads.items()}, grads if keep else {}
+
     def weighted_grads(self, call: LayerCall, coef: Tensor) -> dict[str, Tensor]:
         """sum_i coef_i * (per-sample gradient i) for every parameter of the call's module."""
         grads = call.per_sample or self.per_sample_grads(call)
@@ -77,6 +88,11 @@ def register_rule(*module_types: type[nn.Module] | str):
 def rule_for(module: nn.Module) -> LayerRule | None:
     """The registered rule for this module's exact type, or None (the torch.func fallback applies)."""
     return _RULES.get(_type_name(type(module)))
+
+
+def norm_sq(g: Tensor) -> Tensor:
+    """Squared norm of each row of a [B, ...] tensor, without a squared copy of it."""
+    return torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))).square() if g.dim() > 1 else g.square()
 
 
 def batch_dot(x: Tensor, y: Tensor) -> Tensor:
