@@ -168,3 +168,27 @@ def test_layer_matches_torch_func(kind, input_needs_grad, data):
     for name, p in module.named_parameters():
         torch.testing.assert_close(sums[p], torch.einsum("b,b...->...", factors, expected[name]), rtol=1e-4, atol=1e-10)
     clipper.detach()
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_conv_chunks_match_torch_func(dims):
+    """A batch longer than one chunk, and not a multiple of it: explicit (kept or not) and ghost norms."""
+    from privaudit.dp.layers import conv
+
+    torch.manual_seed(dims)
+    batch = 2 * conv.CHUNK + 3
+    module = getattr(nn, f"Conv{dims}d")(4, 6, 3, stride=2, padding=1, groups=2).double()
+    x = torch.randn(batch, 4, *[7] * dims, dtype=torch.float64)
+    g = torch.randn_like(module(x))
+    expected = reference_grads(module, x, g)
+    want = {name: e.flatten(1).pow(2).sum(1) for name, e in expected.items()}
+    call = LayerCall(module, (x,), {}, grad_out=g)
+    rule = rule_for(module)
+    for keep in (True, False):
+        norms, grads = rule.explicit_norms_sq(call, keep=keep)
+        for name in expected:
+            torch.testing.assert_close(norms[name], want[name], rtol=1e-10, atol=1e-12)
+            if keep:
+                torch.testing.assert_close(grads[name], expected[name], rtol=1e-10, atol=1e-12)
+        assert keep or not grads
+    torch.testing.assert_close(conv.conv_ghost_norm_sq(module, x, g), want["weight"], rtol=1e-10, atol=1e-12)

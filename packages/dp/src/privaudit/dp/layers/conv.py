@@ -8,16 +8,23 @@ convolution-backward over the batch, never from an unfolded input. The paper's t
 2 T^2 + T D <= p D. (On ResNet-18 the paper's test sends the 16x16 stage to the ghost route, which
 there costs more time and memory than explicit gradients: 1.47x vs 1.29x non-private CPU time at
 batch 32.) The clipped sum is one convolution-backward with the output gradient scaled per sample.
+
+Both routes go through the batch in chunks of CHUNK samples: the transient memory (per-sample
+gradients, unfolded patches) is that of one chunk, and explicit gradients the engine keeps are
+written into one preallocated [B, *weight.shape] tensor.
 """
 
 import torch
 import torch.nn.functional as F
-from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+from privaudit.dp.layers.registry import LayerCall, LayerRule, norm_sq, register_rule
 from torch import Tensor, nn
 from torch.nn import grad as conv_grad
 
 _WEIGHT_GRAD = {1: conv_grad.conv1d_weight, 2: conv_grad.conv2d_weight, 3: conv_grad.conv3d_weight}
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+# samples per chunk: on one CPU thread a grouped convolution-backward over 8 samples is as fast or
+# faster per sample than over 64 (ResNet-18, 32x32: 0.06 s vs 0.09-0.10 s per 64 samples)
+CHUNK = 8
 
 
 def padded_input(module: nn.Module, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
@@ -31,6 +38,8 @@ def padded_input(module: nn.Module, x: Tensor) -> tuple[Tensor, tuple[int, ...]]
 def unfold(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
     """Patches [B, C * prod(kernel), T] of an N-d input, for any N, by a convolution with one-hot kernels."""
     channels, dims = x.shape[1], x.dim() - 2
+    if dims == 2:  # im2col is a copy; the one-hot convolution costs as much as the Gram matrices
+        return F.unfold(x, kernel_size, dilation, padding, stride)
     patch = int(torch.tensor(kernel_size).prod())
     eye = torch.eye(patch, dtype=x.dtype, device=x.device).reshape(patch, 1, *kernel_size).repeat(channels, 1, *[1] * dims)
     patches = _CONV[dims](x, eye, None, stride, padding, dilation, groups=channels)
@@ -38,7 +47,12 @@ def unfold(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
 
 
 def conv_ghost_norm_sq(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
-    """||per-sample weight gradient||^2 from Gram matrices of patches and output gradients, per group."""
+    """||per-sample weight gradient||^2 from Gram matrices of patches and output gradients, per group,
+    CHUNK samples at a time."""
+    return torch.cat([_ghost_norm_sq(module, x[i : i + CHUNK], g[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+
+def _ghost_norm_sq(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
     x, padding = padded_input(module, x)
     batch, groups = x.shape[0], module.groups
     patches = unfold(x, module.kernel_size, module.stride, padding, module.dilation)
@@ -69,10 +83,24 @@ class ConvRule(LayerRule):
         return 2 * positions * positions + positions * patch <= weight.numel()
 
     def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
-        grads = {"weight": conv_per_sample_weight(call.module, call.input, call.grad_out)}
-        if call.module.bias is not None:
-            grads["bias"] = call.grad_out.flatten(2).sum(2)
-        return grads
+        return self.explicit_norms_sq(call, keep=True)[1]
+
+    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        module, x, g = call.module, call.input, call.grad_out
+        batch = x.shape[0]
+        norms = {"weight": x.new_empty(batch)}
+        grads = {"weight": x.new_empty(batch, *module.weight.shape)} if keep else {}
+        for start in range(0, batch, CHUNK):
+            piece = conv_per_sample_weight(module, x[start : start + CHUNK], g[start : start + CHUNK])
+            norms["weight"][start : start + CHUNK] = norm_sq(piece)
+            if keep:
+                grads["weight"][start : start + CHUNK] = piece
+        if module.bias is not None:
+            bias = g.flatten(2).sum(2)
+            norms["bias"] = norm_sq(bias)
+            if keep:
+                grads["bias"] = bias
+        return norms, grads
 
     def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor] | None:
         if not self.ghost_is_cheaper(call):
