@@ -182,13 +182,16 @@ class PerSampleClipper:
 
     @staticmethod
     def _recompute_is_smaller(rule, call: LayerCall, params: dict[str, nn.Parameter]) -> bool:
-        """Whether the rule forms sum_i c_i g_i directly from input and output gradient, and those
-        two hold fewer elements than the per-sample gradients would."""
+        """Whether the rule forms sum_i c_i g_i directly from input and output gradient, and the
+        output gradient holds fewer elements than the per-sample gradients would.
+
+        The input does not count: it is an activation autograd holds until this layer's backward
+        anyway, so holding it longer only adds memory late in the backward pass, after the peak
+        (ResNet-18-GN: counting it keeps 19 MB of per-sample gradients at the peak instead of 8 MB)."""
         if type(rule).weighted_grads is LayerRule.weighted_grads:
             return False
         held = call.grad_out.shape[0] * sum(p.numel() for p in params.values())
-        inputs = sum(a.numel() for a in call.args if isinstance(a, Tensor))
-        return call.grad_out.numel() + inputs < held
+        return call.grad_out.numel() < held
 
     # ---------------------------------------------------------------- clipping
     def pending(self) -> bool:
