@@ -160,7 +160,8 @@ class PerSampleClipper:
                 # holding the input and output gradient until the clipped sum can take less memory
                 # than holding B per-sample gradients (e.g. a conv with many channels and few
                 # positions): then the rule's direct route forms the clipped sum from them instead
-                keep = shared or not self._recompute_is_smaller(rule, call, params)
+                # (two-pass keeps per-sample gradients only for shared parameters: the second backward forms the sum)
+                keep = shared or (self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params))
                 norms, per_sample = rule.explicit_norms_sq(call, keep=keep)
                 call.per_sample = {n: g for n, g in per_sample.items() if n in params}
                 if keep:  # the per-sample gradients are all the clipped sum needs now

@@ -95,7 +95,8 @@ class DPOptimizer(Optimizer):
             summed = self._summed.get(p)
             if summed is None:
                 summed = torch.zeros_like(p)
-            noisy = summed.to(p.dtype) + self.noise.sample_like(p, std) if std > 0 else summed.to(p.dtype).clone()
+            # the sum is added into the fresh noise tensor: one allocation per parameter, not two
+            noisy = self.noise.sample_like(p, std).add_(summed.to(p.dtype)) if std > 0 else summed.to(p.dtype).clone()
             p.grad = noisy.mul_(scale)
         self._private = {p: p.grad for p in self.clipper.params}
         self._summed = {}

@@ -24,5 +24,6 @@ class GPT2Conv1DRule(LayerRule):
         if call.per_sample:
             return super().weighted_grads(call, coef)
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
-        return {"weight": linear_weighted_weight(a, g, coef).t(), "bias": torch.einsum("b,btp->p", coef.to(g.dtype), g)}
+        # [in, out] directly (the transpose of the Linear form would leave a strided copy to the optimizer)
+        return {"weight": linear_weighted_weight(g, a, coef), "bias": torch.einsum("b,btp->p", coef.to(g.dtype), g)}
 

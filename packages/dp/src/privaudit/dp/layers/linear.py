@@ -25,8 +25,11 @@ def linear_ghost_norm_sq(a: Tensor, g: Tensor) -> Tensor | None:
 
 def linear_weighted_weight(a: Tensor, g: Tensor, coef: Tensor) -> Tensor:
     """sum_i coef_i sum_t g_it a_it^T as one matmul, [p, D]."""
-    scaled = g * coef.to(g.dtype).view(-1, 1, 1)
-    return scaled.reshape(-1, g.shape[-1]).t() @ a.reshape(-1, a.shape[-1])
+    if a.shape[-1] < g.shape[-1]:  # scale the smaller of the two (a 512-wide input, not 8192 logits)
+        a = a * coef.to(a.dtype).view(-1, 1, 1)
+    else:
+        g = g * coef.to(g.dtype).view(-1, 1, 1)
+    return g.reshape(-1, g.shape[-1]).t() @ a.reshape(-1, a.shape[-1])
 
 
 @register_rule(nn.Linear)
