@@ -1,5 +1,7 @@
 """The engine's norms and clipped sums against torch.func per-sample gradients (float64)."""
 
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,18 @@ class TiedNet(nn.Module):
         return self.head(h).mean(1)
 
 
+def conv_net() -> nn.Module:
+    """Three convolutions, one per route of the mixed rule at 12x12 input: explicit gradients kept
+    (T=144 positions > D=27), explicit norms with the clipped sum recomputed from input and output
+    gradient (T=36 < D=72), and ghost norms (T=9)."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 9, 3),
+    )
+
+
 def ce_sum(out, y):
     return F.cross_entropy(out, y, reduction="sum")
 
@@ -56,10 +70,12 @@ def make_batch(model_kind, size=7, steps=4):
     torch.manual_seed(1)
     if model_kind == "sequence":
         return SequenceNet().double(), torch.randn(size, steps, 6, dtype=torch.float64), torch.randint(0, 3, (size,))
+    if model_kind == "conv":  # more samples than one chunk of the convolution rule, not a multiple of it
+        return conv_net().double(), torch.randn(19, 3, 12, 12, dtype=torch.float64), torch.randint(0, 3, (19,))
     return TiedNet().double(), torch.randint(0, 11, (size, steps)), torch.randint(0, 11, (size,))
 
 
-@pytest.mark.parametrize("model_kind", ["sequence", "tied"])
+@pytest.mark.parametrize("model_kind", ["sequence", "tied", "conv"])
 @pytest.mark.parametrize("kind", ["abadi", "automatic"])
 def test_norms_and_clipped_sum_match_torch_func(reference, model_kind, kind):
     model, x, y = make_batch(model_kind)
@@ -74,8 +90,32 @@ def test_norms_and_clipped_sum_match_torch_func(reference, model_kind, kind):
         torch.testing.assert_close(sums[p], want[name], rtol=1e-8, atol=1e-10)
 
 
-def test_two_pass_equals_bookkeeping(reference):
-    model, x, y = make_batch("sequence")
+def test_conv_routes_are_the_intended_ones():
+    model, x, y = make_batch("conv")
+    clipper = PerSampleClipper(model)
+    F.cross_entropy(model(x), y).backward()
+    convs = [c for c in clipper.calls if isinstance(c.module, nn.Conv2d)]
+    assert [bool(c.per_sample) for c in convs] == [True, False, False]
+    assert [c.grad_out is not None for c in convs] == [False, True, True]
+
+
+def test_layer_outputs_are_not_kept():
+    """A normalisation output that only feeds a ReLU is freed after the forward, as without hooks."""
+    model, x, y = make_batch("conv")
+    for mode in ("bookkeeping", "two_pass"):
+        clipper = PerSampleClipper(model, mode=mode)
+        seen = []
+        handle = model[1].register_forward_hook(lambda module, args, output: seen.append(weakref.ref(output)))
+        out = model(x)
+        assert seen[0]() is None
+        handle.remove()
+        del out
+        clipper.detach()
+
+
+@pytest.mark.parametrize("model_kind", ["sequence", "conv"])
+def test_two_pass_equals_bookkeeping(reference, model_kind):
+    model, x, y = make_batch(model_kind)
     clipper = PerSampleClipper(model, max_grad_norm=0.3, mode="two_pass")
     sums = clipper.two_pass_backward(F.cross_entropy(model(x), y, reduction="none"))
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.3)

@@ -4,6 +4,12 @@ Book-keeping: one ordinary backward pass; the per-sample norms are formed as eac
 arrives, and the clipped sum sum_i c_i g_i is formed per layer once every norm is known. Parameters of
 layers whose inputs already need gradients are hidden from autograd during the forward, so the
 backward pass never computes the (discarded) non-private parameter gradients.
+
+Until the clipped sum, a layer keeps either its per-sample gradients or its input and output gradient,
+whichever is smaller, counting the output gradient only (the input is an activation autograd holds
+until the layer's backward anyway). No layer output is kept (two-pass keeps its gradient edge), and
+the output gradient is kept as autograd delivered it: the 1/B of a mean loss is undone on the norms
+and clipping factors (LayerCall.grad_scale), not by a scaled copy.
 """
 
 from __future__ import annotations
