@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -228,8 +229,12 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     checkpoint = cache.path("generator", gen_key, "pt")
     _say(f"generator: {config.gan_steps} steps on {len(gen_labels)} images at {padded.shape[-1]}x{padded.shape[-1]}"
          + (" (resuming)" if checkpoint.exists() else ""))
-    generator, gan_summary = gan.train_gan(padded, gen_labels, classes, gan_settings, seed=config.seed,
-                                           checkpoint=checkpoint, checkpoint_every=50)
+    torch.set_num_threads(config.gan_threads or len(os.sched_getaffinity(0)))
+    try:
+        generator, gan_summary = gan.train_gan(padded, gen_labels, classes, gan_settings, seed=config.seed,
+                                               checkpoint=checkpoint, checkpoint_every=50)
+    finally:
+        torch.set_num_threads(config.threads)
 
     def build_synthetic():
         # Synthetic audit images copy the members' labels (one per member); helper images are class-balanced.

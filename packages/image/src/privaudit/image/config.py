@@ -20,7 +20,8 @@ class ImageAuditConfig:
     seed: int = 0
     out_dir: str = "runs/image-mnist"
     cache_dir: str | None = None  # default <out_dir>/cache
-    threads: int = 1  # torch intra-op threads; 1 is fastest on a small shared CPU
+    threads: int = 1  # torch intra-op threads for the small models; 1 is fastest on a small shared CPU
+    gan_threads: int | None = None  # threads while the generator trains (None: all cores; its convolutions scale)
     # data: "mnist" (embedded subset), "digits" (sklearn), an image folder or a torchvision root
     data: str = "mnist"
     image_size: int = 28  # image folders / torchvision roots are resized to this
@@ -43,7 +44,7 @@ class ImageAuditConfig:
     dp_batch_size: int = 256
     dp_lr: float = 2e-3
     # generator (StyleGAN2-ADA-style)
-    gan_steps: int = 1000
+    gan_steps: int = 3000
     gan_batch_size: int = 32
     gan_channel_base: int = 512
     gan_channel_max: int = 32
@@ -80,6 +81,8 @@ class ImageAuditConfig:
                      "attack_epochs", "threads", "image_size", "dp_epochs", "dp_batch_size"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) > 0, name, "must be a positive integer")
         need(isinstance(self.non_members, int) and self.non_members >= 0, "non_members", "must be zero or a positive integer")
+        need(self.gan_threads is None or (isinstance(self.gan_threads, int) and self.gan_threads > 0), "gan_threads",
+             "must be a positive integer or null")
         need(self.epsilon is None or self.epsilon > 0, "epsilon", "must be positive")
         need(0 < self.delta < 1, "delta", "must be in (0, 1)")
         need(self.lr > 0 and self.gan_lr > 0 and self.dp_lr > 0, "lr", "and gan_lr, dp_lr must be positive")

@@ -168,22 +168,14 @@ def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings
         z = torch.randn(batch, settings.z_dim, generator=rng)
         gen_c = eye[torch.randint(0, classes, (batch,), generator=rng)]
 
-        # Generator: non-saturating logistic loss through the augmented discriminator.
-        G.requires_grad_(True)
-        D.requires_grad_(False)
+        # One generator forward serves both phases: the discriminator steps on its detached
+        # images, then the generator steps through the updated discriminator.
         fake = G(z, gen_c, update_w_avg=True)
-        g_loss = F.softplus(-D(augment(fake), gen_c)).mean()
-        state.g_optimizer.zero_grad(set_to_none=True)
-        g_loss.backward()
-        state.g_optimizer.step()
 
         # Discriminator: logistic loss on reals and fakes, lazy R1 penalty on reals.
-        G.requires_grad_(False)
         D.requires_grad_(True)
-        with torch.no_grad():
-            fake = G(z, gen_c)
         real_logits = D(augment(real), real_c)
-        d_loss = F.softplus(D(augment(fake), gen_c)).mean() + F.softplus(-real_logits).mean()
+        d_loss = F.softplus(D(augment(fake.detach()), gen_c)).mean() + F.softplus(-real_logits).mean()
         ada_sign_sum += float(real_logits.detach().sign().sum())
         ada_count += batch
         state.d_optimizer.zero_grad(set_to_none=True)
@@ -197,6 +189,13 @@ def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings
                 r1 = grad.square().sum(dim=[1, 2, 3]).mean()
                 (r1 * (settings.r1_gamma / 2) * settings.r1_interval).backward()
         state.d_optimizer.step()
+
+        # Generator: non-saturating logistic loss through the augmented discriminator.
+        D.requires_grad_(False)
+        g_loss = F.softplus(-D(augment(fake), gen_c)).mean()
+        state.g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        state.g_optimizer.step()
 
         # EMA of the generator's weights (buffers copied).
         with torch.no_grad():
