@@ -1,5 +1,6 @@
 """The engine's norms and clipped sums against torch.func per-sample gradients (float64)."""
 
+import gc
 import weakref
 
 import pytest
@@ -111,6 +112,23 @@ def test_layer_outputs_are_not_kept():
         handle.remove()
         del out
         clipper.detach()
+
+
+def test_two_pass_frees_its_records():
+    """The gradient edges two-pass records form a cycle through autograd (node -> output hook -> call
+    -> edge -> node) that Python's collector cannot break: every record must go after the step."""
+    model, x, y = make_batch("conv")
+    clipper = PerSampleClipper(model, mode="two_pass")
+    records = []
+    for backward in (True, False):  # the second forward never gets its backward: detach() lets it go
+        losses = F.cross_entropy(model(x), y, reduction="none")
+        records += [weakref.ref(call) for call in clipper.calls]
+        if backward:
+            clipper.two_pass_backward(losses)
+    del losses
+    clipper.detach()
+    gc.collect()
+    assert records and not [r for r in records if r() is not None]
 
 
 @pytest.mark.parametrize("model_kind", ["sequence", "conv"])

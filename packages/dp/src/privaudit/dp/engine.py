@@ -86,7 +86,7 @@ class PerSampleClipper:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self.calls.clear()
+        self.clear()
 
     # ---------------------------------------------------------------- recording
     def _recording(self) -> bool:
@@ -267,6 +267,8 @@ class PerSampleClipper:
         return sums
 
     def clear(self) -> None:
+        for call in self.calls:
+            call.edge = None  # see two_pass_backward
         self.calls.clear()
         self.exposed.clear()
         self._uses.clear()
@@ -276,6 +278,10 @@ class PerSampleClipper:
         if per_sample_losses.dim() != 1:
             raise DPError(f"two-pass backward needs one loss per sample (shape [B]), got shape {tuple(per_sample_losses.shape)}.")
         outputs = earliest_outputs([c.edge for c in self.calls])
+        for call in self.calls:
+            # an edge's node holds the output hook, which holds the call: a cycle through autograd
+            # that Python's collector cannot see, and would keep the whole graph alive
+            call.edge = None
         if outputs:
             # the output hooks fire for every layer on the way; asking for the earliest outputs
             # only keeps autograd from returning (and holding) one gradient per layer
