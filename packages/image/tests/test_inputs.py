@@ -19,6 +19,7 @@ def _run(capsys, argv):
     (["--data", "/no/such/folder"], "/no/such/folder does not exist"),
     (["--model", "x.pt"], "architecture"),
     (["--epochs", "0"], "'epochs' must be a positive integer"),
+    (["--gan-threads", "0"], "'gan_threads' must be a positive integer or null"),
     (["--target", "ccexam-mnist", "--data", "digits"], "must be 'mnist' for the ccexam-mnist target"),
     (["--non-members", "somewhere"], "needs `model` too"),
     (["--bogus"], "unrecognized arguments"),
