@@ -165,6 +165,13 @@ def _load_inputs(config: ImageAuditConfig):
     return dataset, splits, non_member_set
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one, as on Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     """Run the whole audit; returns the main report's dict (`extra` holds target, generator, ground truth)."""
     torch.set_num_threads(config.threads)
@@ -229,7 +236,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     checkpoint = cache.path("generator", gen_key, "pt")
     _say(f"generator: {config.gan_steps} steps on {len(gen_labels)} images at {padded.shape[-1]}x{padded.shape[-1]}"
          + (" (resuming)" if checkpoint.exists() else ""))
-    torch.set_num_threads(config.gan_threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(config.gan_threads or _usable_cores())
     try:
         generator, gan_summary = gan.train_gan(padded, gen_labels, classes, gan_settings, seed=config.seed,
                                                checkpoint=checkpoint, checkpoint_every=50)
