@@ -1,6 +1,7 @@
 """Pieces the modality packages share: flat YAML configs, the stage cache, the ground-truth report section."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from privaudit.core.config import load_yaml_config
@@ -46,10 +47,14 @@ def test_stage_cache_builds_once_and_reuses(tmp_path):
     assert calls == ["frame", "json"] and frame["a"].tolist() == [1, 2] and value == {"score": 0.5}
 
 
-def test_ground_truth_section_lists_every_column():
-    from privaudit.core.report import ground_truth_section
+def test_ground_truth_summary_and_section_list_every_column():
+    from privaudit.core.report import ground_truth_section, ground_truth_summary
 
-    section = ground_truth_section({"dir": "runs/x/ground-truth", "n": 10, "c_lb": 0.5,
-                                    "columns": {"mia_<b>_pred": {"eps_lb": 0.25, "auc": 0.61}}})
+    report = {"n": 10, "c_lb": 0.5, "eps_tilde": {"mia_<b>_pred": -0.25},
+              "columns": {"mia_<b>_pred": {"eps_lb": 0.25, "auc": 0.61, "tpr_at_fpr": {}}}}
+    summary = ground_truth_summary(report, Path("runs/x/ground-truth"))
+    assert summary == {"dir": "runs/x/ground-truth", "n": 10, "c_lb": 0.5, "eps_tilde": {"mia_<b>_pred": -0.25},
+                       "columns": {"mia_<b>_pred": {"eps_lb": 0.25, "auc": 0.61}}}
+    section = ground_truth_section(summary)
     assert "runs/x/ground-truth" in section.html and "0.610" in section.html
     assert "mia_&lt;b&gt;_pred" in section.html  # column names are escaped

@@ -106,7 +106,7 @@ def test_layer_outputs_are_not_kept():
     for mode in ("bookkeeping", "two_pass"):
         clipper = PerSampleClipper(model, mode=mode)
         seen = []
-        handle = model[1].register_forward_hook(lambda module, args, output: seen.append(weakref.ref(output)))
+        handle = model[1].register_forward_hook(lambda module, args, output, seen=seen: seen.append(weakref.ref(output)))
         out = model(x)
         assert seen[0]() is None
         handle.remove()

@@ -45,9 +45,15 @@ class ReportSection:
                 )
 
 
+def ground_truth_summary(report: Mapping, out_dir) -> dict:
+    """What the main report keeps of a ground-truth report (the same attacks against real
+    non-members) written to `out_dir`: `dir`, `n`, `c_lb`, `eps_tilde` and column -> eps_lb, auc."""
+    return {"dir": str(out_dir), "n": report["n"], "c_lb": report["c_lb"], "eps_tilde": report["eps_tilde"],
+            "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()}}
+
+
 def ground_truth_section(summary: Mapping) -> ReportSection:
-    """The summary of a second report on the same attacks with real non-members as ground truth:
-    `dir`, `n`, `c_lb` and `columns` (column -> eps_lb, auc), as a section of the main report."""
+    """A `ground_truth_summary` as a section of the main report."""
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['eps_lb'])}</td><td>{v['auc']:.3f}</td></tr>"
         for k, v in summary["columns"].items()

@@ -17,7 +17,12 @@ import torch
 from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core import metrics
 from privaudit.core.errors import InputError
-from privaudit.core.report import ReportSection, ground_truth_section, write_report
+from privaudit.core.report import (
+    ReportSection,
+    ground_truth_section,
+    ground_truth_summary,
+    write_report,
+)
 from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
 from privaudit.image import data as image_data
 from privaudit.image import gan
@@ -312,9 +317,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
         gt_dir = out_dir / "ground-truth"
         gt_report = write_report(gt_scores, gt_dir, title=f"privaudit image ground truth: {target_name} target vs real non-members",
                                  extra={"target": target_info}, **common)
-        ground_truth = {"dir": str(gt_dir), "n": gt_report["n"], "c_lb": gt_report["c_lb"],
-                        "eps_tilde": gt_report["eps_tilde"],
-                        "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in gt_report["columns"].items()}}
+        ground_truth = ground_truth_summary(gt_report, gt_dir)
 
     def build_scores():
         _say("PANORAMIA: baseline and MIA against synthetic non-members")

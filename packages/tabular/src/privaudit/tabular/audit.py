@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 from privaudit.core.errors import InputError
-from privaudit.core.report import ReportSection, ground_truth_section, write_report
+from privaudit.core.report import (
+    ReportSection,
+    ground_truth_section,
+    ground_truth_summary,
+    write_report,
+)
 from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
 from privaudit.tabular import data as tabular_data
 from privaudit.tabular.config import TabularAuditConfig
@@ -238,9 +243,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
         gt_dir = out_dir / "ground-truth"
         gt_report = write_report(gt_scores, gt_dir, title=f"privaudit tabular ground truth: {target_name} target vs real non-members",
                                  extra={"target": target_info}, **common)
-        ground_truth = {"dir": str(gt_dir), "n": gt_report["n"], "c_lb": gt_report["c_lb"],
-                        "eps_tilde": gt_report["eps_tilde"],
-                        "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in gt_report["columns"].items()}}
+        ground_truth = ground_truth_summary(gt_report, gt_dir)
         timer.done("ground_truth_attacks")
 
     scores = cache.frame(cache.path("scores-panoramia", {**attack_key, **gen_key}, "parquet"),
