@@ -58,3 +58,16 @@ def test_ground_truth_summary_and_section_list_every_column():
     section = ground_truth_section(summary)
     assert "runs/x/ground-truth" in section.html and "0.610" in section.html
     assert "mia_&lt;b&gt;_pred" in section.html  # column names are escaped
+
+
+def test_summary_lines_give_bounds_and_ground_truth():
+    from privaudit.core.report import summary_lines
+
+    report = {"c_lb": 2.0, "eps_tilde": {"mia_pred": 0.25},
+              "columns": {"baseline_pred": {"eps_lb": 2.0, "auc": 0.9}, "mia_pred": {"eps_lb": 2.25, "auc": 0.95}},
+              "extra": {"ground_truth": {"columns": {"mia_pred": {"eps_lb": None, "auc": 0.5}}}}}
+    assert summary_lines(report) == [
+        "c_lb = 2.000",
+        "mia_pred: {c+eps}_lb = 2.250, eps_tilde = 0.250, AUC = 0.950",
+        "ground truth (real non-members) mia_pred: eps_lb = n/a, AUC = 0.500",
+    ]

@@ -52,6 +52,23 @@ def ground_truth_summary(report: Mapping, out_dir) -> dict:
             "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()}}
 
 
+def summary_lines(report: Mapping) -> list[str]:
+    """The console summary of a PANORAMIA report: c_lb, each attack's {c+eps}_lb, eps_tilde and AUC,
+    and the ground-truth attacks' eps_lb and AUC when `extra` holds a `ground_truth_summary`."""
+
+    def fmt(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [f"c_lb = {fmt(report['c_lb'])}"]
+    for column, eps in report["eps_tilde"].items():
+        stats = report["columns"][column]
+        lines.append(f"{column}: {{c+eps}}_lb = {fmt(stats['eps_lb'])}, eps_tilde = {fmt(eps)}, AUC = {fmt(stats['auc'])}")
+    ground_truth = (report.get("extra") or {}).get("ground_truth")
+    for column, stats in (ground_truth or {}).get("columns", {}).items():
+        lines.append(f"ground truth (real non-members) {column}: eps_lb = {fmt(stats['eps_lb'])}, AUC = {fmt(stats['auc'])}")
+    return lines
+
+
 def ground_truth_section(summary: Mapping) -> ReportSection:
     """A `ground_truth_summary` as a section of the main report."""
     rows = "".join(

@@ -61,19 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(body)
 
 
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _print_summary(report: dict, config: TabularAuditConfig) -> None:
-    print(f"c_lb = {_fmt(report['c_lb'])}")
-    for column, eps in report["eps_tilde"].items():
-        print(f"{column}: {{c+eps}}_lb = {_fmt(report['columns'][column]['eps_lb'])}, eps_tilde = {_fmt(eps)}, "
-              f"AUC = {_fmt(report['columns'][column]['auc'])}")
-    ground_truth = report.get("extra", {}).get("ground_truth")
-    if ground_truth:
-        for column, stats in ground_truth["columns"].items():
-            print(f"ground truth (real non-members) {column}: eps_lb = {_fmt(stats['eps_lb'])}, AUC = {_fmt(stats['auc'])}")
+    # core.report (pandas, matplotlib) is loaded with the audit, once the input is checked
+    from privaudit.core.report import summary_lines
+
+    print("\n".join(summary_lines(report)))
     print(f"report: {Path(config.out_dir) / 'report.html'}")
 
 
