@@ -1,7 +1,9 @@
 """Reference models per minute on the MNIST CNN (and a small MLP): batched (torch.func + vmap) vs
 one by one, same models, same data, same run. Prints a table and writes JSON to
-tools/bench/results/. Times are process CPU seconds with --threads torch threads (1 by default:
-on a shared 2-core machine wall time and multi-threaded runs swing by 10x from one run to the next)."""
+tools/bench/results/ (attacks_reference_training.json; _cuda.json with --device cuda). On the CPU
+the speedup is in process CPU seconds with --threads torch threads (1 by default: on a shared
+2-core machine wall time and multi-threaded runs swing by 10x from one run to the next); on CUDA
+it is in wall seconds, synchronised."""
 
 import argparse
 import json
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -42,16 +45,23 @@ def main() -> None:
         print(
             f"{r['kind']:6s} speedup {r['speedup']:.2f}x, max loss difference {r['max_loss_difference']:.2e}"
         )
-    out = Path(__file__).parent / "results" / "attacks_reference_training.json"
+    suffix = "" if args.device == "cpu" else "_cuda"
+    out = Path(__file__).parent / "results" / f"attacks_reference_training{suffix}.json"
     out.parent.mkdir(exist_ok=True)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     out.write_text(
-        json.dumps({"torch_threads": torch.get_num_threads(), "results": results}, indent=2) + "\n"
+        json.dumps(
+            {"device": device_name, "torch_threads": torch.get_num_threads(), "results": results},
+            indent=2,
+        )
+        + "\n"
     )
 
 
 def measure(kind: str, args) -> dict:
+    device = torch.device(args.device)
     images, labels = load_images("mnist")
-    images, labels = images[: args.points], labels[: args.points]
+    images, labels = images[: args.points].to(device), labels[: args.points].to(device)
     spec = ModelSpec(kind=kind, width=args.width if kind == "cnn" else 64)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size)
     index_sets = np.stack(
@@ -60,33 +70,46 @@ def measure(kind: str, args) -> dict:
     seeds = list(range(args.models))
     # warm-up: the first vmap call loads and traces torch.func machinery
     train_models_batched(
-        [build_model(spec, 0)] * 2,
+        [build_model(spec, 0).to(device)] * 2,
         images,
         labels,
         index_sets[:2, : args.batch_size],
         TrainConfig(epochs=1, batch_size=args.batch_size),
         [0, 1],
     )
-    start, cpu_start = time.perf_counter(), time.process_time()
-    _, batched_losses = train_models_batched(
-        [build_model(spec, s) for s in seeds], images, labels, index_sets, config, seeds
-    )
-    batched_s, batched_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    start, cpu_start = time.perf_counter(), time.process_time()
+    models = [build_model(spec, s).to(device) for s in seeds]
+    start, cpu_start = _clock(device)
+    _, batched_losses = train_models_batched(models, images, labels, index_sets, config, seeds)
+    batched_s, batched_cpu = _since(device, start, cpu_start)
+    models = [build_model(spec, s).to(device) for s in seeds]
+    start, cpu_start = _clock(device)
     single_losses = [
-        train_model(build_model(spec, s), images, labels, index_sets[r], config, s)
+        train_model(models[r], images, labels, index_sets[r], config, s)
         for r, s in enumerate(seeds)
     ]
-    single_s, single_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    single_s, single_cpu = _since(device, start, cpu_start)
+    # CPU seconds on the CPU (robust to a busy machine); wall seconds on a GPU, where the CPU waits
+    cost_batched, cost_single = (batched_cpu, single_cpu) if device.type == "cpu" else (batched_s, single_s)
     return {
         "kind": kind, "models": args.models, "points_per_model": args.points // 2, "epochs": args.epochs,
         "batch_size": args.batch_size, "width": spec.width,
         "batched_wall_s": batched_s, "one_by_one_wall_s": single_s,
         "batched_cpu_s": batched_cpu, "one_by_one_cpu_s": single_cpu,
-        "batched_models_per_min": 60 * args.models / batched_cpu, "one_by_one_models_per_min": 60 * args.models / single_cpu,
-        "speedup": single_cpu / batched_cpu,
+        "batched_models_per_min": 60 * args.models / cost_batched, "one_by_one_models_per_min": 60 * args.models / cost_single,
+        "speedup": cost_single / cost_batched, "speedup_measure": "CPU s" if device.type == "cpu" else "wall s",
         "max_loss_difference": float(np.abs(batched_losses - np.stack(single_losses)).max()),
     }  # fmt: skip
+
+
+def _clock(device: torch.device) -> tuple[float, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter(), time.process_time()
+
+
+def _since(device: torch.device, start: float, cpu_start: float) -> tuple[float, float]:
+    end, cpu_end = _clock(device)
+    return end - start, cpu_end - cpu_start
 
 
 if __name__ == "__main__":

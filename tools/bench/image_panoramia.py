@@ -5,7 +5,9 @@ quality (Fréchet distance). All runs share one generator (same data split, same
     uv run python tools/bench/image_panoramia.py            # the default audit sizes (MNIST subset)
     uv run python tools/bench/image_panoramia.py --small    # fewer generator steps and epochs
 
-Prints a table and writes tools/bench/results/image_panoramia[_small].json.
+    uv run python tools/bench/image_panoramia.py --device cuda   # on a GPU (image_panoramia_cuda.json)
+
+Prints a table and writes tools/bench/results/image_panoramia[_small][_cuda].json.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def main() -> None:
     parser.add_argument("--cache", help="cache folder (default <runs>/cache); runs/image-mnist/cache reuses "
                         "the default audit's generator and target")
     parser.add_argument("--only", nargs="*", help="subset of: no-dp dp-eps8 dp-eps1 ccexam")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
-    base = ImageAuditConfig(cache_dir=args.cache or f"{args.runs}/cache")
+    base = ImageAuditConfig(cache_dir=args.cache or f"{args.runs}/cache", device=args.device)
     if args.small:
         base = base.replace(gan_steps=300, epochs=15, dp_epochs=8, helper_epochs=8, attack_epochs=10)
     setups = {
@@ -74,8 +77,10 @@ def main() -> None:
         print(f"generator: {g['steps']} steps (batch {g['batch_size']}) in {g['seconds']:.0f} s, "
               f"Frechet distance {g['frechet_distance']:.2f} (real vs real {g['frechet_distance_real_vs_real']:.2f}), "
               f"{g['feature_space']}")
-    out = RESULTS / ("image_panoramia_small.json" if args.small else "image_panoramia.json")
-    atomic_write_json(out, {"setting": "small" if args.small else "default", "machine": platform.processor() or platform.machine(),
+    device = base.torch_device()
+    out = RESULTS / f"image_panoramia{'_small' if args.small else ''}{'_cuda' if device.type == 'cuda' else ''}.json"
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    atomic_write_json(out, {"setting": "small" if args.small else "default", "machine": machine, "device": str(device),
                             "torch_threads": torch.get_num_threads(), "results": rows,
                             "provenance": provenance()})
     print(f"wrote {out}")

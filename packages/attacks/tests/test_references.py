@@ -9,6 +9,7 @@ from privaudit.attacks.mia import model_signals
 from privaudit.attacks.models import ModelSpec, build_model
 from privaudit.attacks.references import ReferenceStore, in_out_design, train_reference_models
 from privaudit.attacks.signals import Signals
+from privaudit.attacks.targets import ClassifierTarget
 from privaudit.attacks.training import TrainConfig, train_model, train_models_batched
 from privaudit.core.errors import InputError
 from sklearn.metrics import roc_auc_score
@@ -45,6 +46,29 @@ def test_batched_training_matches_one_by_one():
         np.testing.assert_allclose(batched_losses[r], losses, rtol=1e-4, atol=1e-5)
         for name, tensor in model.state_dict().items():
             torch.testing.assert_close(states[r][name], tensor, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_batched_training_matches_one_by_one_and_queries_come_back_to_the_cpu():
+    images, labels = (t.cuda() for t in load_images("digits"))
+    index_sets = np.stack(
+        [np.random.default_rng(s).choice(300, 96, replace=False) for s in range(3)]
+    )
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.1)
+    models = [build_model(SPEC, s).cuda() for s in (7, 8, 9)]
+    states, batched_losses = train_models_batched(
+        models, images, labels, index_sets, config, [7, 8, 9]
+    )
+    model = build_model(SPEC, 7).cuda()
+    losses = train_model(model, images, labels, index_sets[0], config, 7)
+    np.testing.assert_allclose(batched_losses[0], losses, rtol=1e-3, atol=1e-4)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(states[0][name], tensor, rtol=1e-3, atol=1e-4)
+    cpu_inputs = images[:50].cpu()
+    on_gpu = ClassifierTarget(model).logits(cpu_inputs)
+    on_cpu = ClassifierTarget(model.cpu()).logits(cpu_inputs)
+    assert on_gpu.device.type == "cpu"
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-4)
 
 
 def test_killed_run_resumes_without_retraining(tmp_path):
@@ -124,8 +148,6 @@ def overfit_world(tmp_path_factory):
     )
 
     def inputs_for(model):
-        from privaudit.attacks.targets import ClassifierTarget
-
         query = ClassifierTarget(model)
         return AttackInputs(
             query.signals(*audit),

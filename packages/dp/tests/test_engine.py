@@ -175,3 +175,21 @@ def test_parameter_used_outside_its_layer_is_refused():
     F.mse_loss(model(x), y).backward()
     with pytest.raises(DPError, match="outside its layer"):
         opt.step()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model_kind, mode", [("sequence", "bookkeeping"), ("tied", "bookkeeping"), ("conv", "bookkeeping"),
+                                             ("sequence", "two_pass"), ("conv", "two_pass")])
+def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode):
+    model, x, y = make_batch(model_kind)
+    model, x, y = model.cuda(), x.cuda(), y.cuda()
+    want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.5)
+    clipper = PerSampleClipper(model, max_grad_norm=0.5, mode=mode)
+    if mode == "two_pass":
+        sums = clipper.two_pass_backward(F.cross_entropy(model(x), y, reduction="none"))
+    else:
+        F.cross_entropy(model(x), y).backward()
+        sums = clipper.clipped_sum()
+    for name, p in model.named_parameters():
+        assert sums[p].device == p.device
+        torch.testing.assert_close(sums[p], want[name], rtol=1e-7, atol=1e-9)

@@ -136,3 +136,30 @@ def test_bad_configuration_is_one_sentence(kwargs, message):
     with pytest.raises(DPError, match=message) as info:
         make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(data, batch_size=16), **kwargs)
     assert str(info.value).count(". ") == 0 and str(info.value).endswith(".")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["bookkeeping", "two_pass"])
+def test_cuda_noisy_step_matches_the_reference_step_plus_gaussian_noise(reference, mode):
+    """On CUDA: the noisy step differs from the noiseless reference step by noise of the right scale."""
+    model, data = small_problem(n=256)
+    model = model.cuda()
+    data = TensorDataset(*(t.cuda() for t in data.tensors))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model, opt, loader, _ = make_private(
+        model, torch.optim.SGD(model.parameters(), lr=1.0), DataLoader(data, batch_size=128),
+        noise_multiplier=2.0, max_grad_norm=0.5, seed=3, mode=mode,
+    )
+    x, y = next(iter(loader))
+    assert x.is_cuda and len(x) > 0
+    want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.5)
+    if mode == "bookkeeping":
+        F.cross_entropy(model(x), y).backward()
+    else:
+        opt.backward(F.cross_entropy(model(x), y, reduction="none"))
+    opt.step()
+    noise = torch.cat([(before[n] - p.detach() - want[n] / loader.expected_batch_size).flatten()
+                       for n, p in model.named_parameters()])
+    assert noise.is_cuda
+    # the update's noise is N(0, (sigma C / B)^2) per coordinate: 2 * 0.5 / 128
+    assert noise.std().item() == pytest.approx(2.0 * 0.5 / 128, rel=0.35)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from privaudit.image import gan
 from privaudit.image.networks import Discriminator, Generator, modulated_conv2d
@@ -83,3 +84,20 @@ def test_interrupted_training_resumes_from_the_checkpoint(tmp_path):
     assert steps_seen == [3, 4] and summary["steps"] == 4
     loaded = gan.generator_from_state(checkpoint, settings, 8, 1, 10)
     assert loaded(torch.randn(2, 16), torch.eye(10)[[1, 2]]).shape == (2, 1, 8, 8)
+
+
+@pytest.mark.gpu
+def test_cuda_training_resumes_a_cpu_checkpoint_and_samples_to_the_cpu(tmp_path):
+    images, labels = _data(res=16)
+    checkpoint = tmp_path / "gan.pt"
+    settings = gan.GanSettings(**{**SMALL.__dict__, "steps": 2, "r1_interval": 1})
+    gan.train_gan(images, labels, 10, settings, seed=0, checkpoint=checkpoint, checkpoint_every=1)
+    longer = gan.GanSettings(**{**settings.__dict__, "steps": 4})
+    generator, summary = gan.train_gan(images, labels, 10, longer, seed=0, checkpoint=checkpoint,
+                                       checkpoint_every=1, device="cuda")
+    assert summary["steps"] == 4 and generator.const.is_cuda
+    out = gan.sample(generator, torch.tensor([0, 1, 9]), seed=3)
+    assert out.device.type == "cpu" and out.shape == (3, 1, 16, 16) and torch.isfinite(out).all()
+    resumed_on_cpu = gan.generator_from_state(checkpoint, longer, 16, 1, 10)
+    # cuDNN may convolve in TF32 on the GPU: agreement to about 1e-3 of the [-1, 1] range
+    torch.testing.assert_close(gan.sample(resumed_on_cpu, torch.tensor([0, 1, 9]), seed=3), out, rtol=0, atol=2e-2)

@@ -23,6 +23,8 @@ def _run(capsys, argv):
     (["--target", "ccexam-mnist", "--data", "digits"], "must be 'mnist' for the ccexam-mnist target"),
     (["--non-members", "somewhere"], "needs `model` too"),
     (["--bogus"], "unrecognized arguments"),
+    (["--device", "tpu"], "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (["--device", "cuda:7"], "config field 'device' asks for cuda:7"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
     code, err = _run(capsys, argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import torch
 from privaudit.image import audit as audit_module
 from privaudit.image.audit import run_audit
@@ -98,3 +99,13 @@ def test_user_checkpoint_is_audited_with_its_non_members(tiny, tmp_path):
     assert report["extra"]["target"]["kind"] == "user checkpoint"
     assert "mia_model_pred" in report["columns"]
     assert report["extra"]["ground_truth"] is None  # no real non-members given
+
+
+@pytest.mark.gpu
+def test_pipeline_runs_on_cuda(tiny):
+    config = tiny(device="cuda", epsilon=4.0, dp_epochs=2, dp_batch_size=128, gan_steps=30, attack_epochs=2,
+                  helper_epochs=2)
+    report = run_audit(config)
+    assert report["extra"]["generator_quality"]["device"] == "cuda"
+    assert 0 < report["extra"]["target"]["spent_epsilon"] <= 4.0 + 1e-6
+    assert report["eps_tilde"]["mia_cnn_dp_eps4_pred"] is not None

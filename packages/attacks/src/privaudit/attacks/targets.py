@@ -21,15 +21,17 @@ class ClassifierTarget:
 
     @torch.no_grad()
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Logits [N, Q, C] for every example and augmented query."""
+        """Logits [N, Q, C] for every example and augmented query, on the CPU (the model may be on
+        another device: each batch goes to the model's device)."""
         was_training = self.model.training
         self.model.eval()
+        device = next(iter(self.model.parameters()), inputs).device
         try:
             chunks = []
             for start in range(0, len(inputs), self.batch_size):
-                batch = inputs[start : start + self.batch_size]
+                batch = inputs[start : start + self.batch_size].to(device)
                 chunks.append(
-                    torch.stack([self.model(view) for view in self.queries(batch)], dim=1)
+                    torch.stack([self.model(view) for view in self.queries(batch)], dim=1).cpu()
                 )
             return torch.cat(chunks)
         finally:

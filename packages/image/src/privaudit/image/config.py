@@ -22,6 +22,7 @@ class ImageAuditConfig:
     cache_dir: str | None = None  # default <out_dir>/cache
     threads: int = 1  # torch intra-op threads for the small models; 1 is fastest on a small shared CPU
     gan_threads: int | None = None  # threads while the generator trains (None: all cores; its convolutions scale)
+    device: str = "auto"  # where models train and score: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
     # data: "mnist" (embedded subset), "digits" (sklearn), an image folder or a torchvision root
     data: str = "mnist"
     image_size: int = 28  # image folders / torchvision roots are resized to this
@@ -83,6 +84,9 @@ class ImageAuditConfig:
         need(isinstance(self.non_members, int) and self.non_members >= 0, "non_members", "must be zero or a positive integer")
         need(self.gan_threads is None or (isinstance(self.gan_threads, int) and self.gan_threads > 0), "gan_threads",
              "must be a positive integer or null")
+        need(isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda") or
+             (self.device.startswith("cuda:") and self.device[5:].isdigit())), "device",
+             "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
         need(self.epsilon is None or self.epsilon > 0, "epsilon", "must be positive")
         need(0 < self.delta < 1, "delta", "must be in (0, 1)")
         need(self.lr > 0 and self.gan_lr > 0 and self.dp_lr > 0, "lr", "and gan_lr, dp_lr must be positive")
@@ -99,6 +103,18 @@ class ImageAuditConfig:
         if self.target in TRAINED_TARGETS and self.epsilon is not None:
             return f"{self.target}-dp-eps{self.epsilon:g}"
         return self.target
+
+    def torch_device(self):
+        """The torch device the audit runs on; asking for CUDA where there is none is an InputError."""
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.device)
+        if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+            raise InputError(f"config field 'device' asks for {self.device}, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s).")
+        return device
 
     def replace(self, **changes) -> ImageAuditConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -108,13 +108,15 @@ def build_networks(settings: GanSettings, resolution: int, channels: int, classe
     return generator, discriminator
 
 
-def _new_state(settings: GanSettings, resolution: int, channels: int, classes: int, seed: int) -> GanState:
+def _new_state(settings: GanSettings, resolution: int, channels: int, classes: int, seed: int,
+               device: torch.device) -> GanState:
     generator, discriminator = build_networks(settings, resolution, channels, classes, seed)
+    generator, discriminator = generator.to(device), discriminator.to(device)
     # Lazy R1: scale Adam's hyper-parameters by the regularisation interval, as in StyleGAN2.
     ratio = settings.r1_interval / (settings.r1_interval + 1)
     return GanState(
         generator=generator, discriminator=discriminator, generator_ema=copy.deepcopy(generator).eval(),
-        augment=AdaptiveAugment(),
+        augment=AdaptiveAugment().to(device),
         g_optimizer=torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=(0.0, 0.99), eps=1e-8),
         d_optimizer=torch.optim.Adam(discriminator.parameters(), lr=settings.lr * ratio,
                                      betas=(0.0, 0.99**ratio), eps=1e-8),
@@ -142,31 +144,36 @@ def _load_state(path: Path, state: GanState) -> None:
 
 def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: GanSettings, *, seed: int,
               checkpoint: Path | None = None, checkpoint_every: int = 100,
-              on_step: Callable[[int], None] | None = None) -> tuple[Generator, dict]:
+              on_step: Callable[[int], None] | None = None,
+              device: torch.device | str = "cpu") -> tuple[Generator, dict]:
     """Train on images in [-1, 1] of shape [N, C, R, R] (R a power of two) with integer labels.
 
-    Returns the EMA generator and a summary (steps, seconds, final ADA p, losses). With `checkpoint`
-    the full training state is saved there every `checkpoint_every` steps and a rerun resumes from it.
+    Returns the EMA generator (on `device`) and a summary (steps, seconds, final ADA p, losses). With
+    `checkpoint` the full training state is saved there every `checkpoint_every` steps and a rerun
+    resumes from it, on any device. Batches, latents and labels are drawn on the CPU, so a run draws
+    the same ones on every device.
     """
     ops.use_compiled(settings.fused_ops)
+    device = torch.device(device)
     n, channels, resolution, _ = images.shape
-    state = _new_state(settings, resolution, channels, classes, seed)
+    images, labels = images.to(device), labels.to(device)
+    state = _new_state(settings, resolution, channels, classes, seed, device)
     if checkpoint is not None and checkpoint.exists():
         _load_state(checkpoint, state)
     G, D, G_ema, augment = state.generator, state.discriminator, state.generator_ema, state.augment
     rng = torch.Generator().manual_seed(seed + state.step)
     torch.manual_seed(seed + state.step)  # noise inputs and augmentations draw from the global generator
-    eye = torch.eye(classes)
+    eye = torch.eye(classes, device=device)
     batch = min(settings.batch_size, n)
     ema_beta = 0.5 ** (batch / max(settings.ema_kimg * 1000, 1e-8))
     ada_sign_sum, ada_count = 0.0, 0
     progress = tqdm(total=settings.steps, initial=state.step, desc="generator", unit="step", leave=False)
     started = time.perf_counter() - state.seconds
     while state.step < settings.steps:
-        real_idx = torch.randint(0, n, (batch,), generator=rng)
+        real_idx = torch.randint(0, n, (batch,), generator=rng).to(device)
         real, real_c = images[real_idx], eye[labels[real_idx]]
-        z = torch.randn(batch, settings.z_dim, generator=rng)
-        gen_c = eye[torch.randint(0, classes, (batch,), generator=rng)]
+        z = torch.randn(batch, settings.z_dim, generator=rng).to(device)
+        gen_c = eye[torch.randint(0, classes, (batch,), generator=rng).to(device)]
 
         # One generator forward serves both phases: the discriminator steps on its detached
         # images, then the generator steps through the updated discriminator.
@@ -231,15 +238,17 @@ def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings
 @torch.no_grad()
 def sample(generator: Generator, labels: torch.Tensor, *, seed: int, batch_size: int = 256,
            truncation_psi: float = 1.0) -> torch.Tensor:
-    """Images of the given classes from the generator, clamped to [-1, 1]."""
+    """Images of the given classes from the generator (on any device), clamped to [-1, 1], on the CPU."""
     generator.eval()
+    device = generator.const.device
     rng = torch.Generator().manual_seed(seed)
     eye = torch.eye(generator.c_dim)
     out = []
     for start in range(0, len(labels), batch_size):
         c = eye[labels[start: start + batch_size]]
         z = torch.randn(len(c), generator.z_dim, generator=rng)
-        out.append(generator(z, c, truncation_psi=truncation_psi, noise_mode="const").clamp(-1, 1))
+        image = generator(z.to(device), c.to(device), truncation_psi=truncation_psi, noise_mode="const")
+        out.append(image.clamp(-1, 1).cpu())
     return torch.cat(out) if out else torch.empty(0, generator.channels, generator.resolution, generator.resolution)
 
 

@@ -128,11 +128,16 @@ class TrainSettings:
     max_grad_norm: float = 1.0
 
 
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: TrainSettings, *,
-                     seed: int, desc: str) -> tuple[nn.Module, float | None]:
-    """Train a classifier with Adam (DP-SGD's private Adam when dp_epsilon is set); returns (model, spent eps)."""
+                     seed: int, desc: str, device: torch.device | str = "cpu") -> tuple[nn.Module, float | None]:
+    """Train a classifier on `device` with Adam (DP-SGD's private Adam when dp_epsilon is set); returns
+    (model, spent eps). Batches are drawn on the CPU and moved, so every device sees the same ones."""
     torch.manual_seed(seed)
-    model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1])
+    model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1]).to(device)
     loader = DataLoader(TensorDataset(images, labels), batch_size=settings.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -147,7 +152,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, s
             )
         except DPError as exc:
             raise InputError(f"DP training of the {settings.architecture} target is not possible: {exc}") from exc
-    fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), settings.epochs, desc=desc)
+    def loss(m, batch):
+        return F.cross_entropy(m(batch[0].to(device)), batch[1].to(device))
+
+    fit(model, optimizer, loader, loss, settings.epochs, desc=desc)
     spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
     return model, spent
 
@@ -155,9 +163,11 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, s
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
     model.eval()
+    device = model_device(model)
     correct = 0
     for start in range(0, len(images), batch_size):
-        correct += int((model(images[start:start + batch_size]).argmax(1) == labels[start:start + batch_size]).sum())
+        predicted = model(images[start:start + batch_size].to(device)).argmax(1).cpu()
+        correct += int((predicted == labels[start:start + batch_size]).sum())
     return correct / max(len(images), 1)
 
 
@@ -180,17 +190,18 @@ class AttackNet(nn.Module):
 
 
 def train_attack(images: torch.Tensor, signals: torch.Tensor, is_real: torch.Tensor, *, epochs: int, seed: int,
-                 lr: float = 1e-3, batch_size: int = 128, desc: str = "attack") -> AttackNet:
-    """Fit the attack network to tell real members (1) from the other points (0)."""
+                 lr: float = 1e-3, batch_size: int = 128, desc: str = "attack",
+                 device: torch.device | str = "cpu") -> AttackNet:
+    """Fit the attack network on `device` to tell real members (1) from the other points (0)."""
     torch.manual_seed(seed)
-    model = AttackNet(images.shape[1], signals.shape[1])
+    model = AttackNet(images.shape[1], signals.shape[1]).to(device)
     loader = DataLoader(TensorDataset(images, signals, is_real.float()), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     model.train()
     for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
         for xb, sb, yb in loader:
-            loss = F.binary_cross_entropy_with_logits(model(xb, sb), yb)
+            loss = F.binary_cross_entropy_with_logits(model(xb.to(device), sb.to(device)), yb.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -199,7 +210,9 @@ def train_attack(images: torch.Tensor, signals: torch.Tensor, is_real: torch.Ten
 
 @torch.no_grad()
 def attack_scores(model: AttackNet, images: torch.Tensor, signals: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    out = [torch.sigmoid(model(images[s:s + batch_size], signals[s:s + batch_size])) for s in range(0, len(images), batch_size)]
+    device = model_device(model)
+    out = [torch.sigmoid(model(images[s:s + batch_size].to(device), signals[s:s + batch_size].to(device))).cpu()
+           for s in range(0, len(images), batch_size)]
     return torch.cat(out).double().numpy()
 
 

@@ -26,7 +26,9 @@ class FeatureSpace:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-        return torch.cat([self.embed(images[s:s + batch_size]) for s in range(0, len(images), batch_size)]).double().numpy()
+        device = next(self.embed.parameters()).device
+        return torch.cat([self.embed(images[s:s + batch_size].to(device)).cpu()
+                          for s in range(0, len(images), batch_size)]).double().numpy()
 
 
 class _CcexamEmbed(nn.Module):
@@ -41,11 +43,12 @@ class _CcexamEmbed(nn.Module):
 
 
 def feature_space(shape: tuple[int, int, int], images: torch.Tensor, labels: torch.Tensor, classes: int,
-                  seed: int) -> FeatureSpace:
+                  seed: int, device: torch.device | str = "cpu") -> FeatureSpace:
     """ccexam's pretrained MNIST CNN for 1x28x28 images; otherwise a small CNN trained here on `images`."""
     if tuple(shape) == (1, 28, 28) and classes == 10:
-        return FeatureSpace(_CcexamEmbed(), "ccexam MNIST CNN, 128-d penultimate layer (pretrained on MNIST train)")
-    model, _ = train_classifier(images, labels, classes, TrainSettings("cnn", epochs=10), seed=seed, desc="features")
+        return FeatureSpace(_CcexamEmbed().to(device), "ccexam MNIST CNN, 128-d penultimate layer (pretrained on MNIST train)")
+    model, _ = train_classifier(images, labels, classes, TrainSettings("cnn", epochs=10), seed=seed, desc="features",
+                                device=device)
     return FeatureSpace(model[:-1], "small GroupNorm CNN trained on the generator's training images, 512-d penultimate layer")
 
 
