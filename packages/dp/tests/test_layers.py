@@ -170,9 +170,11 @@ def test_layer_matches_torch_func(kind, input_needs_grad, data):
     clipper.detach()
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("dims", [1, 2, 3])
-def test_conv_chunks_match_torch_func(dims):
-    """A batch longer than one chunk, and not a multiple of it: explicit (kept or not) and ghost norms."""
+def test_conv_chunks_match_torch_func(dims, device, monkeypatch):
+    """A batch longer than one chunk, and not a multiple of it: explicit (kept or not) and ghost norms.
+    On a GPU, once in chunks of CHUNK samples and once in one chunk."""
     from privaudit.dp.layers import conv
 
     torch.manual_seed(dims)
@@ -181,14 +183,27 @@ def test_conv_chunks_match_torch_func(dims):
     x = torch.randn(batch, 4, *[7] * dims, dtype=torch.float64)
     g = torch.randn_like(module(x))
     expected = reference_grads(module, x, g)
-    want = {name: e.flatten(1).pow(2).sum(1) for name, e in expected.items()}
+    want = {name: e.flatten(1).pow(2).sum(1).to(device) for name, e in expected.items()}
+    module, x, g = module.to(device), x.to(device), g.to(device)
     call = LayerCall(module, (x,), {}, grad_out=g)
     rule = rule_for(module)
-    for keep in (True, False):
-        norms, grads = rule.explicit_norms_sq(call, keep=keep)
-        for name in expected:
-            torch.testing.assert_close(norms[name], want[name], rtol=1e-10, atol=1e-12)
-            if keep:
-                torch.testing.assert_close(grads[name], expected[name], rtol=1e-10, atol=1e-12)
-        assert keep or not grads
-    torch.testing.assert_close(conv.conv_ghost_norm_sq(module, x, g), want["weight"], rtol=1e-10, atol=1e-12)
+    for budget in ([conv.GPU_CHUNK_ELEMENTS] if device == "cpu" else [1, conv.GPU_CHUNK_ELEMENTS]):
+        monkeypatch.setattr(conv, "GPU_CHUNK_ELEMENTS", budget)
+        for keep in (True, False):
+            norms, grads = rule.explicit_norms_sq(call, keep=keep)
+            for name in expected:
+                torch.testing.assert_close(norms[name], want[name], rtol=1e-10, atol=1e-12)
+                if keep:
+                    torch.testing.assert_close(grads[name].cpu(), expected[name], rtol=1e-10, atol=1e-12)
+            assert keep or not grads
+        torch.testing.assert_close(conv.conv_ghost_norm_sq(module, x, g), want["weight"], rtol=1e-10, atol=1e-12)
+
+
+def test_conv_chunks_are_small_on_a_cpu_and_large_elsewhere():
+    from privaudit.dp.layers import conv
+
+    on_cpu, elsewhere = torch.empty(256, 3), torch.empty(256, 3, device="meta")
+    assert conv.chunk_size(on_cpu, 10) == conv.CHUNK
+    assert conv.chunk_size(elsewhere, 10) == 256  # the whole batch when it fits the budget
+    assert conv.chunk_size(elsewhere, conv.GPU_CHUNK_ELEMENTS // 20) == 20
+    assert conv.chunk_size(elsewhere, conv.GPU_CHUNK_ELEMENTS) == conv.CHUNK  # never below the CPU's chunk

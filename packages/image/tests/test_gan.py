@@ -90,12 +90,16 @@ def test_interrupted_training_resumes_from_the_checkpoint(tmp_path):
 def test_cuda_training_resumes_a_cpu_checkpoint_and_samples_to_the_cpu(tmp_path):
     images, labels = _data(res=16)
     checkpoint = tmp_path / "gan.pt"
-    settings = gan.GanSettings(**{**SMALL.__dict__, "steps": 2, "r1_interval": 1})
-    gan.train_gan(images, labels, 10, settings, seed=0, checkpoint=checkpoint, checkpoint_every=1)
+    # ADA p jumps to 1 after the first step, so the CUDA steps take R1 through the augmentations' warp
+    settings = gan.GanSettings(**{**SMALL.__dict__, "steps": 2, "r1_interval": 1, "ada_target": -1.0,
+                                  "ada_interval": 1, "ada_kimg": 0.001})
+    _, first = gan.train_gan(images, labels, 10, settings, seed=0, checkpoint=checkpoint, checkpoint_every=1)
+    assert first["ada_p"] == 1.0
     longer = gan.GanSettings(**{**settings.__dict__, "steps": 4})
     generator, summary = gan.train_gan(images, labels, 10, longer, seed=0, checkpoint=checkpoint,
                                        checkpoint_every=1, device="cuda")
     assert summary["steps"] == 4 and generator.const.is_cuda
+    assert summary["ada_p"] == 1.0
     out = gan.sample(generator, torch.tensor([0, 1, 9]), seed=3)
     assert out.device.type == "cpu" and out.shape == (3, 1, 16, 16) and torch.isfinite(out).all()
     resumed_on_cpu = gan.generator_from_state(checkpoint, longer, 16, 1, 10)

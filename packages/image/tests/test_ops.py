@@ -98,3 +98,48 @@ def test_failed_build_falls_back_to_pytorch(monkeypatch):
     torch.testing.assert_close(ops.upsample2d(x, ops.setup_filter()),
                                ops.upfirdn2d_reference(x, ops.setup_filter(), up=2, padding=(2, 1, 2, 1), gain=4))
     assert saved  # the module state is restored by monkeypatch
+
+
+def _warp_case(device="cpu"):
+    torch.manual_seed(0)  # drawn on the CPU: CUDA's generator gives other numbers for the same seed
+    x = torch.randn(3, 2, 8, 8, dtype=torch.float64).to(device).requires_grad_(True)
+    theta = torch.tensor([[0.9, -0.2, 0.1], [0.25, 1.1, -0.15]], dtype=torch.float64, device=device)
+    grid = F.affine_grid(theta.expand(3, 2, 3), [3, 2, 8, 8], align_corners=False)
+    return x, grid
+
+
+def test_grid_sample_matches_pytorch_and_has_a_second_derivative():
+    x, grid = _warp_case()
+    want = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    torch.testing.assert_close(ops.grid_sample(x, grid), want)
+    g = torch.randn_like(want)
+    (ours,) = torch.autograd.grad(ops.grid_sample(x, grid), x, g)
+    (theirs,) = torch.autograd.grad(want, x, g)
+    torch.testing.assert_close(ours, theirs)
+    assert torch.autograd.gradgradcheck(lambda inp: ops.grid_sample(inp, grid), (x,))
+
+
+def _r1_parameter_grads(warp, device="cpu"):
+    """Gradient, with respect to a small critic's weights, of the R1 penalty taken through a warp."""
+    x, grid = _warp_case(device)
+    torch.manual_seed(1)
+    critic = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(),
+                                 torch.nn.Linear(4 * 36, 1)).double().to(device)
+    (grad_x,) = torch.autograd.grad(critic(warp(x, grid)).sum(), x, create_graph=True)
+    # the last bias does not change the input gradient: its gradient is zero
+    return torch.autograd.grad(grad_x.square().sum(), list(critic.parameters()), allow_unused=True,
+                               materialize_grads=True)
+
+
+def test_r1_through_the_warp_equals_pytorchs_on_the_cpu():
+    def pytorch_warp(x, grid):
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    for ours, theirs in zip(_r1_parameter_grads(ops.grid_sample), _r1_parameter_grads(pytorch_warp), strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.gpu
+def test_r1_through_the_warp_runs_on_cuda_and_equals_the_cpu():
+    for gpu, cpu in zip(_r1_parameter_grads(ops.grid_sample, "cuda"), _r1_parameter_grads(ops.grid_sample), strict=True):
+        torch.testing.assert_close(gpu.cpu(), cpu)

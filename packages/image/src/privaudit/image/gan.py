@@ -70,7 +70,7 @@ class AdaptiveAugment(torch.nn.Module):
         theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         # Background is -1 (black) for digits: warp the [0, 2]-shifted image so padding is black.
-        x = F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+        x = ops.grid_sample(images + 1, grid) - 1
         x = x + (torch.randn(n, 1, 1, 1, device=device) * 0.2 * chosen().reshape(n, 1, 1, 1))
         mean = x.mean(dim=[1, 2, 3], keepdim=True)
         contrast = torch.exp2(torch.randn(n, 1, 1, 1, device=device) * 0.5 * chosen().reshape(n, 1, 1, 1))

@@ -136,6 +136,48 @@ def _double_backward_needed() -> bool:
     return _double_backward["on"]
 
 
+# ---- grid sampling -----------------------------------------------------------------------------
+
+def grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """F.grid_sample (bilinear, zero padding, align_corners=False) whose gradient with respect to x is
+    itself differentiable on every device, for R1 through ADA's warp; the grid gets no gradient.
+
+    PyTorch's CUDA kernel has no derivative for its own backward. Sampling is linear in x, out = A x,
+    so the backward is A^T g and the backward's backward is A v: grid sampling again.
+    """
+    return _GridSample.apply(x, grid.detach())
+
+
+def _grid_sample_input_grad(grad_out: torch.Tensor, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    # interpolation 0 = bilinear, padding 0 = zeros; output_mask: the input's gradient only
+    grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(grad_out, x, grid, 0, 0, False, [True, False])
+    return grad_x
+
+
+class _GridSample(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, grid):
+        ctx.save_for_backward(x, grid)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, grid = ctx.saved_tensors
+        return _GridSampleTranspose.apply(grad_out, x, grid), None
+
+
+class _GridSampleTranspose(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grad_out, x, grid):
+        ctx.save_for_backward(grid)
+        return _grid_sample_input_grad(grad_out, x, grid)
+
+    @staticmethod
+    def backward(ctx, v):
+        (grid,) = ctx.saved_tensors
+        return _GridSample.apply(v, grid), None, None
+
+
 # ---- upfirdn2d ---------------------------------------------------------------------------------
 
 def setup_filter(taps=(1, 3, 3, 1), normalize=True) -> torch.Tensor:
