@@ -117,3 +117,12 @@ def test_one_run_dp_bound_stays_below_epsilon(tmp_path):
 def test_negative_threads_exit_2(tmp_path, capsys):
     assert main(["one-run", "--threads", "-1", "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert "--threads must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+                                             ("cuda:7", "device cuda:7 was asked for")])
+def test_unknown_or_missing_device_exits_2(tmp_path, capsys, device, message):
+    assert main(["mia", "--device", device, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "run").exists()  # nothing written

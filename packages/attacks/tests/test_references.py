@@ -192,3 +192,17 @@ def test_ray_local_cluster_trains_the_same_models(tmp_path):
     x = images[64:80]
     for index in range(4):  # a Ray worker trains exactly the model a local process would
         torch.testing.assert_close(on_ray.load(index)(x), local.load(index)(x))
+
+
+@pytest.mark.gpu
+def test_reference_models_trained_on_cuda_are_stored_on_the_cpu(tmp_path):
+    images, labels = load_images("digits")
+    store = ReferenceStore.create(tmp_path / "refs", SPEC, in_out_design(300, 4, seed=0))
+    config = TrainConfig(epochs=1, batch_size=32)
+    train_reference_models(store, images[:300], labels[:300], config, seed=0, progress=False, device="cuda")
+    state = torch.load(store.path(0), weights_only=True)
+    assert all(tensor.device.type == "cpu" for tensor in state.values())
+    cpu_store = ReferenceStore.create(tmp_path / "cpu", SPEC, store.membership)
+    train_reference_models(cpu_store, images[:300], labels[:300], config, seed=0, progress=False)
+    for name, tensor in torch.load(cpu_store.path(0), weights_only=True).items():
+        torch.testing.assert_close(state[name], tensor, rtol=1e-3, atol=1e-4)

@@ -24,7 +24,7 @@ def _run(capsys, argv):
     (["--non-members", "somewhere"], "needs `model` too"),
     (["--bogus"], "unrecognized arguments"),
     (["--device", "tpu"], "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    (["--device", "cuda:7"], "config field 'device' asks for cuda:7"),
+    (["--device", "cuda:7"], "device cuda:7 was asked for"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
     code, err = _run(capsys, argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from privaudit.attacks.devices import DEVICE_HELP
 from privaudit.core.errors import CliParser, InputError, run_cli
 
 # vmapped small convolutions back-propagate up to 15x slower on two contended threads than on one
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     mia.add_argument("--quiet", action="store_true", help="no progress bars")
     mia.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    mia.add_argument("--device", default="auto", help=DEVICE_HELP)
     one_run = commands.add_parser("one-run", help="one-run DP audit with canaries")
     one_run.add_argument("--config", help="YAML run config")
     one_run.add_argument("--out", default="runs/attacks-one-run", help="run directory")
@@ -56,13 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from privaudit.attacks.config import MiaConfig, OneRunConfig, load_config
 
         if args.command == "mia":
+            from privaudit.attacks.devices import resolve_device
             from privaudit.attacks.mia import run_mia
 
+            device = resolve_device(args.device)
             report = run_mia(
                 load_config(MiaConfig, args.config, args.set),
                 args.out,
                 ray_address=args.ray,
                 progress=not args.quiet,
+                device=device,
             )
             for column, stats in report["columns"].items():
                 print(

@@ -23,9 +23,14 @@ from privaudit.core.rundir import atomic_write_text, stable_key
 TARGET_ROLE, DESIGN_ROLE = 2, 3
 
 
-def model_signals(store: ReferenceStore, queries, audit, population) -> tuple[Signals, Signals]:
-    """Signals [R, N, Q] of the audit points and [R, Z, Q] of the population under every model."""
-    per_model = [ClassifierTarget(store.load(i), queries) for i in range(len(store.membership))]
+def model_signals(
+    store: ReferenceStore, queries, audit, population, device="cpu"
+) -> tuple[Signals, Signals]:
+    """Signals [R, N, Q] of the audit points and [R, Z, Q] of the population under every model,
+    each model run on `device`."""
+    per_model = [
+        ClassifierTarget(store.load(i).to(device), queries) for i in range(len(store.membership))
+    ]
     return (
         Signals.stack([target.signals(*audit) for target in per_model]),
         Signals.stack([target.signals(*population) for target in per_model]),
@@ -33,10 +38,11 @@ def model_signals(store: ReferenceStore, queries, audit, population) -> tuple[Si
 
 
 def run_mia(
-    config: MiaConfig, out_dir: str | Path, *, ray_address: str | None = None, progress: bool = True
-) -> dict:
-    """Train (or reuse from out_dir/cache) the target and reference models, run every configured
-    attack and write the scores table and report into out_dir. Returns the report dict."""
+    config: MiaConfig, out_dir: str | Path, *, ray_address: str | None = None, progress: bool = True,
+    device="cpu",
+) -> dict:  # fmt: skip
+    """Train (or reuse from out_dir/cache) the target and reference models on `device`, run every
+    configured attack and write the scores table and report into out_dir. Returns the report dict."""
     out_dir = Path(out_dir)
     images, labels = load_images(config.data.dataset)
     audit_idx, population_idx = split_indices(
@@ -68,6 +74,7 @@ def run_mia(
         seed_for(config.seed, TARGET_ROLE),
         batched=False,
         progress=False,
+        device=device,
     )
 
     refs = config.references
@@ -89,12 +96,17 @@ def run_mia(
         train_reference_models(
             store, *audit, config.training, config.seed, batched=refs.batched,
             models_per_group=refs.models_per_group, ray_address=ray_address, progress=progress,
+            device=device,
         )  # fmt: skip
 
     queries = image_queries(mirror=config.data.mirror, shift=config.data.shift)
     with torch.no_grad():
-        target_audit, target_population = model_signals(target_store, queries, audit, population)
-        reference_audit, reference_population = model_signals(store, queries, audit, population)
+        target_audit, target_population = model_signals(
+            target_store, queries, audit, population, device
+        )
+        reference_audit, reference_population = model_signals(
+            store, queries, audit, population, device
+        )
     inputs = AttackInputs(
         target=Signals(*(a[0] for a in dataclasses.astuple(target_audit))),
         references=reference_audit,

@@ -117,30 +117,31 @@ class ReferenceStore:
 
 
 def _train_group(
-    spec, inputs, labels, index_sets, config, seeds, batched
+    spec, inputs, labels, index_sets, config, seeds, batched, device="cpu"
 ) -> list[dict[str, torch.Tensor]]:
-    """Train one group of models; runs locally or as a Ray task."""
+    """Train one group of models on `device`; runs locally or as a Ray task. States come back on
+    the CPU."""
+    inputs, labels = inputs.to(device), labels.to(device)
+    models = [build_model(spec, s).to(device) for s in seeds]
     if batched:
-        states, _ = train_models_batched(
-            [build_model(spec, s) for s in seeds], inputs, labels, index_sets, config, seeds
-        )
-        return states
-    states = []
-    for indices, seed in zip(index_sets, seeds, strict=True):
-        model = build_model(spec, seed)
-        train_model(model, inputs, labels, indices, config, seed)
-        states.append(model.state_dict())
-    return states
+        states, _ = train_models_batched(models, inputs, labels, index_sets, config, seeds)
+    else:
+        states = []
+        for model, indices, seed in zip(models, index_sets, seeds, strict=True):
+            train_model(model, inputs, labels, indices, config, seed)
+            states.append(model.state_dict())
+    return [{name: tensor.cpu() for name, tensor in state.items()} for state in states]
 
 
 def train_reference_models(
     store: ReferenceStore, inputs: torch.Tensor, labels: torch.Tensor, config: TrainConfig, seed: int,
     *, batched: bool = True, models_per_group: int = 16, ray_address: str | None = None,
-    on_saved: Callable[[int], None] | None = None, progress: bool = True,
+    on_saved: Callable[[int], None] | None = None, progress: bool = True, device="cpu",
 ) -> list[int]:  # fmt: skip
     """Train every reference model not yet in the store, in groups (batched with vmap, or one by
-    one), locally or as Ray tasks; each model is saved as soon as its group ends. Returns the
-    indices trained now. inputs/labels are the audit points the membership matrix indexes."""
+    one), locally or as Ray tasks, on `device`; each model is saved as soon as its group ends.
+    Returns the indices trained now. inputs/labels are the audit points the membership matrix
+    indexes."""
     todo = [i for i in range(len(store.membership)) if not store.path(i).exists()]
     group_size = models_per_group if batched else 1
     groups = [todo[i : i + group_size] for i in range(0, len(todo), group_size)]
@@ -155,10 +156,12 @@ def train_reference_models(
             config,
             [seed_for(seed, REFERENCE_ROLE, i) for i in group],
             batched,
+            str(device),
         )
 
     if ray_address is not None:
-        results = _train_on_ray(ray_address, [arguments(group) for group in groups])
+        gpus = 1 if torch.device(device).type == "cuda" else 0
+        results = _train_on_ray(ray_address, [arguments(group) for group in groups], gpus)
     else:
         results = (_train_group(*arguments(group)) for group in groups)
     with tqdm(
@@ -176,8 +179,9 @@ def train_reference_models(
     return todo
 
 
-def _train_on_ray(address: str, jobs: list[tuple]):
-    """Fan the groups out as Ray tasks; yields each group's state dicts in order."""
+def _train_on_ray(address: str, jobs: list[tuple], gpus: int = 0):
+    """Fan the groups out as Ray tasks (each holding `gpus` GPUs); yields each group's state dicts
+    in order."""
     try:
         import ray
     except ImportError as exc:
@@ -188,7 +192,7 @@ def _train_on_ray(address: str, jobs: list[tuple]):
             include_dashboard=False,
             log_to_driver=False,
         )
-    remote = ray.remote(_train_group)
+    remote = ray.remote(num_gpus=gpus)(_train_group)
     futures = [remote.remote(*job) for job in jobs]
     for future in futures:
         yield ray.get(future)

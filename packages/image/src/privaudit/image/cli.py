@@ -11,6 +11,7 @@ from privaudit.core.errors import CliParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from privaudit.attacks.devices import DEVICE_HELP
     from privaudit.image.config import TARGET_KINDS, TRAINED_TARGETS
 
     parser = CliParser(
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="build and use the C++ fused ops (falls back to PyTorch when the build fails)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default 1)")
     parser.add_argument("--gan-threads", type=int, help="torch CPU threads while the generator trains (default: all cores)")
-    parser.add_argument("--device", help="where models train: auto (default: CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", dest="out_dir", help="run directory (default runs/image-mnist)")
     return parser

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from privaudit.attacks.devices import is_device_name, resolve_device
 from privaudit.core.config import load_yaml_config
 from privaudit.core.errors import InputError
 
@@ -84,9 +85,7 @@ class ImageAuditConfig:
         need(isinstance(self.non_members, int) and self.non_members >= 0, "non_members", "must be zero or a positive integer")
         need(self.gan_threads is None or (isinstance(self.gan_threads, int) and self.gan_threads > 0), "gan_threads",
              "must be a positive integer or null")
-        need(isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda") or
-             (self.device.startswith("cuda:") and self.device[5:].isdigit())), "device",
-             "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        need(is_device_name(self.device), "device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
         need(self.epsilon is None or self.epsilon > 0, "epsilon", "must be positive")
         need(0 < self.delta < 1, "delta", "must be in (0, 1)")
         need(self.lr > 0 and self.gan_lr > 0 and self.dp_lr > 0, "lr", "and gan_lr, dp_lr must be positive")
@@ -106,15 +105,7 @@ class ImageAuditConfig:
 
     def torch_device(self):
         """The torch device the audit runs on; asking for CUDA where there is none is an InputError."""
-        import torch
-
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
-        if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-            raise InputError(f"config field 'device' asks for {self.device}, but this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s).")
-        return device
+        return resolve_device(self.device)
 
     def replace(self, **changes) -> ImageAuditConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
