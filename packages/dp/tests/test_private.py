@@ -20,6 +20,15 @@ def ce_sum(out, y):
     return F.cross_entropy(out, y, reduction="sum")
 
 
+def private_step(model, opt, x, y, mode):
+    """One optimizer step: book-keeping hooks the mean loss's backward, two-pass takes per-sample losses."""
+    if mode == "bookkeeping":
+        F.cross_entropy(model(x), y).backward()
+    else:
+        opt.backward(F.cross_entropy(model(x), y, reduction="none"))
+    opt.step()
+
+
 @pytest.mark.parametrize("mode", ["bookkeeping", "two_pass"])
 def test_zero_noise_step_equals_reference_step(reference, mode):
     model, data = small_problem()
@@ -31,11 +40,7 @@ def test_zero_noise_step_equals_reference_step(reference, mode):
     x, y = next(iter(loader))
     assert len(x) > 0
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.2)
-    if mode == "bookkeeping":
-        F.cross_entropy(model(x), y).backward()
-    else:
-        opt.backward(F.cross_entropy(model(x), y, reduction="none"))
-    opt.step()
+    private_step(model, opt, x, y, mode)
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.detach(), before[n] - 0.7 * want[n] / loader.expected_batch_size, rtol=1e-9, atol=1e-12)
 
@@ -153,11 +158,7 @@ def test_cuda_noisy_step_matches_the_reference_step_plus_gaussian_noise(referenc
     x, y = next(iter(loader))
     assert x.is_cuda and len(x) > 0
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.5)
-    if mode == "bookkeeping":
-        F.cross_entropy(model(x), y).backward()
-    else:
-        opt.backward(F.cross_entropy(model(x), y, reduction="none"))
-    opt.step()
+    private_step(model, opt, x, y, mode)
     noise = torch.cat([(before[n] - p.detach() - want[n] / loader.expected_batch_size).flatten()
                        for n, p in model.named_parameters()])
     assert noise.is_cuda

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from privaudit.core.errors import InputError
 
 DEVICE_HELP = "where models train and score: auto (CUDA when present), cpu, cuda or cuda:N"
@@ -11,6 +13,15 @@ def is_device_name(name: object) -> bool:
     return isinstance(name, str) and (
         name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
     )
+
+
+def model_device(model):
+    """The device a torch module lives on: its first parameter's (or buffer's); the CPU if it has none."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    import torch
+
+    return torch.device("cpu")
 
 
 def resolve_device(name: str):

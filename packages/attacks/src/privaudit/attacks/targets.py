@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from privaudit.attacks.augment import Queries, identity_queries
+from privaudit.attacks.devices import model_device
 from privaudit.attacks.signals import Signals, logit_scaled_confidence
 from torch import nn
 
@@ -25,7 +26,7 @@ class ClassifierTarget:
         another device: each batch goes to the model's device)."""
         was_training = self.model.training
         self.model.eval()
-        device = next(iter(self.model.parameters()), inputs).device
+        device = model_device(self.model)
         try:
             chunks = []
             for start in range(0, len(inputs), self.batch_size):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from privaudit.attacks.devices import model_device
 from privaudit.core.rundir import atomic_write_bytes
 from privaudit.image import ops
 from privaudit.image.networks import Discriminator, Generator
@@ -240,7 +241,7 @@ def sample(generator: Generator, labels: torch.Tensor, *, seed: int, batch_size:
            truncation_psi: float = 1.0) -> torch.Tensor:
     """Images of the given classes from the generator (on any device), clamped to [-1, 1], on the CPU."""
     generator.eval()
-    device = generator.const.device
+    device = model_device(generator)
     rng = torch.Generator().manual_seed(seed)
     eye = torch.eye(generator.c_dim)
     out = []

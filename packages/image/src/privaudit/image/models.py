@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from privaudit.attacks.devices import model_device
 from privaudit.core.errors import InputError
 from privaudit.dp import models as dp_models
 from privaudit.dp.training import fit
@@ -126,10 +127,6 @@ class TrainSettings:
     dp_epsilon: float | None = None
     dp_delta: float = 1e-5
     max_grad_norm: float = 1.0
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: TrainSettings, *,

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import torch
 from PIL import Image
+from privaudit.attacks.devices import model_device
 from privaudit.image.models import (
     CcexamMNISTNet,
     ScaledInput,
@@ -26,7 +27,7 @@ class FeatureSpace:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-        device = next(self.embed.parameters()).device
+        device = model_device(self.embed)
         return torch.cat([self.embed(images[s:s + batch_size].to(device)).cpu()
                           for s in range(0, len(images), batch_size)]).double().numpy()
 
