@@ -9,6 +9,9 @@ from pathlib import Path
 
 from privaudit.core.errors import CliParser, run_cli
 
+# `audit-image NAME ...` runs another image attack; each module has its own `main(argv) -> int`.
+SUBCOMMANDS: dict[str, str] = {}
+
 
 def build_parser() -> argparse.ArgumentParser:
     from privaudit.attacks.devices import DEVICE_HELP
@@ -60,6 +63,12 @@ def _default_out(args) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+
     def body() -> int:
         from privaudit.image.config import ImageAuditConfig, load_config
 
