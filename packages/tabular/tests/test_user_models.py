@@ -8,8 +8,8 @@ import pytest
 import skops.io
 import torch
 import yaml
-from privaudit.tabular.cli import main
 from privaudit.core.errors import InputError
+from privaudit.tabular.cli import main
 from privaudit.tabular.models import TabularMLP
 from privaudit.tabular.targets import _read_estimator
 from sklearn.compose import ColumnTransformer
