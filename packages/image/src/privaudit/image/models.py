@@ -174,10 +174,10 @@ def train_attack(images: torch.Tensor, signals: torch.Tensor, is_real: torch.Ten
                  lr: float = 1e-3, batch_size: int = 128, desc: str = "attack",
                  device: torch.device | str = "cpu") -> AttackNet:
     """Fit the attack network on `device` to tell real members (1) from the other points (0)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed_for(seed, "init"))
     model = AttackNet(images.shape[1], signals.shape[1]).to(device)
     loader = DataLoader(TensorDataset(images, signals, is_real.float()), batch_size=batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     model.train()
     for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
