@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from privaudit.attacks.devices import DEVICE_HELP
+from privaudit.dp.devices import DEVICE_HELP
 from privaudit.core.errors import CliParser, InputError, run_cli
 
 # vmapped small convolutions back-propagate up to 15x slower on two contended threads than on one
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from privaudit.attacks.config import MiaConfig, OneRunConfig, load_config
 
         if args.command == "mia":
-            from privaudit.attacks.devices import resolve_device
+            from privaudit.dp.devices import resolve_device
             from privaudit.attacks.mia import run_mia
 
             device = resolve_device(args.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from privaudit.attacks.augment import Queries, identity_queries
-from privaudit.attacks.devices import model_device
+from privaudit.dp.devices import model_device
 from privaudit.attacks.signals import Signals, logit_scaled_confidence
 from torch import nn
 

@@ -19,11 +19,19 @@ class CliParser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message} (see --help)")
 
 
+def is_user_error(error: BaseException) -> bool:
+    """An InputError, or an error of a lower package that marks itself as one sentence for the
+    user (`user_error = True`, as privaudit.dp's DPError does: dp cannot import core)."""
+    return isinstance(error, InputError) or getattr(error, "user_error", False) is True
+
+
 def run_cli(body: Callable[[], int]) -> int:
-    """Run a CLI body: InputError -> `error: ...` on stderr and 2; Ctrl-C -> 130; no traceback."""
+    """Run a CLI body: a user error -> `error: ...` on stderr and 2; Ctrl-C -> 130; no traceback."""
     try:
         return body()
-    except InputError as e:
+    except Exception as e:
+        if not is_user_error(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from privaudit.core.errors import InputError
+
 # Libraries whose versions change audit numbers or plots; recorded when installed.
 KEY_LIBRARIES = (
     "numpy",
@@ -72,6 +74,27 @@ def dumps_json(obj: Any) -> str:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, dumps_json(obj))
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    """The output directory `path`, created (with its parents) if needed and checked to be a
+    writable directory, so that a bad `--out` stops a CLI at once instead of after the work.
+
+    Call it once the inputs are validated and before any long work (training, attacks, the
+    report): a bad input found earlier then leaves nothing behind. Raises InputError naming the
+    path and the reason (exists as a file, cannot be created, not writable); the check writes and
+    removes a temporary file, so it also holds for root and for read-only file systems."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output path {path} exists and is not a directory.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise InputError(f"output directory {path} cannot be created or written ({reason}).") from e
+    return path
 
 
 def stable_key(obj: Any, length: int = 16) -> str:

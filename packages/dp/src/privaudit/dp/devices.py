@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from privaudit.core.errors import InputError
+import torch
+from privaudit.dp.errors import DPError
+from torch import nn
 
 DEVICE_HELP = "where models train and score: auto (CUDA when present), cpu, cuda or cuda:N"
 
@@ -15,26 +17,22 @@ def is_device_name(name: object) -> bool:
     )
 
 
-def model_device(model):
-    """The device a torch module lives on: its first parameter's (or buffer's); the CPU if it has none."""
+def model_device(model: nn.Module) -> torch.device:
+    """The device a module lives on: its first parameter's (or buffer's); the CPU if it has none."""
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         return tensor.device
-    import torch
-
     return torch.device("cpu")
 
 
-def resolve_device(name: str):
-    """The torch.device for a name; a malformed name or CUDA where there is none is an InputError."""
-    import torch
-
+def resolve_device(name: str) -> torch.device:
+    """The torch.device for a name; a malformed name or CUDA where there is none is a DPError."""
     if not is_device_name(name):
-        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {name!r}).")
+        raise DPError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (got {name!r}).")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise InputError(
+        raise DPError(
             f"device {name} was asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)."
         )
     return device
