@@ -49,8 +49,8 @@ def test_mia_end_to_end_and_rerun_reuses_models(tmp_path, capsys):
         ("data: {audit_size: 7}", "audit_size must be an even number"),
         ("referencez: {}", "unknown field 'referencez'"),
         ("attacks: [lira]", "unknown attack 'lira'"),
-        ("training: {epochs: many}", "training.epochs must be int"),
-        ("data: [", "not valid YAML"),
+        ("training: {epochs: many}", "config field 'training.epochs' must be int"),
+        ("data: [", "is not readable YAML"),
     ],
 )
 def test_bad_config_exits_2_with_one_sentence(tmp_path, capsys, text, message):
@@ -67,7 +67,7 @@ def test_bad_config_exits_2_with_one_sentence(tmp_path, capsys, text, message):
     [
         ("references.count=3", "references.count must be even"),
         ("data.audit_size", "must look like field.subfield=value"),
-        ("seed.x=1", "config.seed must be int"),
+        ("seed.x=1", "config field 'seed' must be int"),
     ],
 )
 def test_bad_override_exits_2_with_one_sentence(tmp_path, capsys, override, message):
@@ -78,7 +78,7 @@ def test_bad_override_exits_2_with_one_sentence(tmp_path, capsys, override, mess
 
 def test_missing_config_file_exits_2(tmp_path, capsys):
     assert main(["one-run", "--config", str(tmp_path / "nope.yaml")]) == 2
-    assert "cannot read the config file" in capsys.readouterr().err
+    assert "nope.yaml cannot be read" in capsys.readouterr().err
 
 
 ONE_RUN = """

@@ -1,37 +1,80 @@
-"""Pieces the modality packages share: flat YAML configs, the stage cache, the ground-truth report section."""
+"""Pieces every package shares: the config layer, the stage cache, the ground-truth report section."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from privaudit.core.config import load_yaml_config
-from privaudit.core.errors import InputError
+from privaudit.core.config import (
+    OPEN_UNIT,
+    POSITIVE_INT,
+    Config,
+    add_config_arguments,
+    add_config_flags,
+    flag_values,
+    load_config,
+    optional,
+    setting,
+)
+from privaudit.core.errors import CliParser, InputError
 
 
 @dataclass(frozen=True)
-class Settings:
+class Inner(Config):
+    count: int = setting(4, check=POSITIVE_INT)
+    rate: float = setting(0.5, check=OPEN_UNIT)
+
+
+@dataclass(frozen=True)
+class Settings(Config):
     seed: int = 0
     name: str = "run"
+    widths: tuple[int, ...] = (8, 8)
+    limit: int | None = setting(None, check=optional(POSITIVE_INT))
+    inner: Inner = Inner()
 
 
-def test_fields_come_from_the_yaml_mapping(tmp_path):
+def test_fields_come_from_yaml_then_flags_then_set(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("seed: 7\n")
-    assert load_yaml_config(Settings, path) == Settings(seed=7)
+    path.write_text("seed: 7\ninner: {count: 2}\nwidths: [3, 4]\n")
+    assert load_config(Settings, path) == Settings(seed=7, widths=(3, 4), inner=Inner(count=2))
+    config = load_config(Settings, path, ["inner.rate=0.25", "seed=9"], flags={"name": "x", "seed": 8, "limit": None})
+    assert config == Settings(seed=9, name="x", widths=(3, 4), inner=Inner(count=2, rate=0.25))
     path.write_text("")
-    assert load_yaml_config(Settings, path) == Settings()
+    assert load_config(Settings, path) == Settings()
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
-    [("sead: 1", "unknown field 'sead'"), ("[1, 2]", "must hold a mapping"), ("seed: [", "not readable YAML")],
+    ("text", "overrides", "message"),
+    [
+        ("sead: 1", [], "has an unknown field 'sead'"),
+        ("[1, 2]", [], "must hold a mapping"),
+        ("seed: [", [], "not readable YAML"),
+        ("inner: {count: 0}", [], "config field 'inner.count' must be a positive integer (got 0)."),
+        ("", ["inner.rate=2"], "config field 'inner.rate' must be in (0, 1) (got 2.0)."),
+        ("", ["limit=-1"], "config field 'limit' must be a positive integer or null (got -1)."),
+        ("", ["seed=many"], "config field 'seed' must be int, got 'many'."),
+        ("", ["widths=[1, x]"], "config field 'widths[1]' must be int, got 'x'."),
+        ("", ["inner.size=3"], "config field 'inner' has an unknown field 'inner.size'"),
+        ("", ["seed"], "must look like field.subfield=value"),
+        ("", ["seed.x=1"], "config field 'seed' must be int"),
+    ],
 )
-def test_bad_config_names_the_file_and_the_problem(tmp_path, text, message):
+def test_bad_config_is_one_sentence_naming_the_field(tmp_path, text, overrides, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(InputError, match=message) as error:
-        load_yaml_config(Settings, path)
-    assert str(path) in str(error.value)
+    with pytest.raises(InputError) as error:
+        load_config(Settings, path, overrides)
+    assert message in str(error.value)
+
+
+def test_flags_are_generated_from_the_fields_with_their_defaults():
+    parser = CliParser(prog="t")
+    add_config_arguments(parser, "seed=1")
+    dests = add_config_flags(parser, Inner)
+    args = parser.parse_args(["--count", "3", "--set", "rate=0.1"])
+    assert flag_values(args, dests) == {"count": 3}
+    assert load_config(Inner, None, args.overrides, flag_values(args, dests)) == Inner(count=3, rate=0.1)
+    assert "default: 4" in parser.format_help()
 
 
 def test_stage_cache_builds_once_and_reuses(tmp_path):

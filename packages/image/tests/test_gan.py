@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from privaudit.image import gan
 from privaudit.image.networks import Discriminator, Generator, modulated_conv2d
 
@@ -29,25 +31,37 @@ def test_generator_trains_a_step_and_samples_the_right_shape():
     torch.testing.assert_close(out, gan.sample(generator, torch.tensor([0, 1, 2, 9, 9]), seed=3))
 
 
-def test_networks_shapes_for_three_channels():
-    g = Generator(z_dim=8, c_dim=3, w_dim=8, resolution=32, channels=3, channel_base=64, channel_max=8)
-    d = Discriminator(c_dim=3, resolution=32, channels=3, channel_base=64, channel_max=8)
-    c = torch.eye(3)[[0, 1, 2, 0]]
-    images = g(torch.randn(4, 8), c)
-    assert images.shape == (4, 3, 32, 32)
-    assert d(images, c).shape == (4, 1)
+@settings(max_examples=6, deadline=None)
+@given(scale=st.floats(0.1, 10.0), seed=st.integers(0, 2**16))
+def test_demodulation_makes_the_output_independent_of_the_style_scale(scale, seed):
+    # Demodulation divides each output filter by its norm after styling, so multiplying every
+    # style by one constant (per sample) leaves the output unchanged; without it the output scales.
+    torch.manual_seed(seed)
+    weight, styles, x = torch.randn(5, 3, 3, 3), torch.rand(2, 3) + 0.1, torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(modulated_conv2d(x, weight, styles * scale), modulated_conv2d(x, weight, styles),
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(modulated_conv2d(x, weight, styles * scale, demodulate=False),
+                               modulated_conv2d(x, weight, styles, demodulate=False) * scale, rtol=1e-4, atol=1e-4)
 
 
-def test_demodulated_conv_has_unit_norm_filters():
-    # With demodulation the effective per-sample weight of every output channel has unit L2 norm,
-    # so a delta input (one pixel = 1 in one channel) cannot grow an output beyond 1 in norm.
-    torch.manual_seed(0)
-    weight, styles = torch.randn(5, 3, 3, 3), torch.rand(2, 3) * 4
-    effective = weight.unsqueeze(0) * styles.reshape(2, 1, 3, 1, 1)
-    effective = effective / effective.square().sum(dim=[2, 3, 4], keepdim=True).sqrt()
-    x = torch.randn(2, 3, 6, 6)
-    expected = torch.stack([torch.nn.functional.conv2d(x[i:i + 1], effective[i], padding=1)[0] for i in range(2)])
-    torch.testing.assert_close(modulated_conv2d(x, weight, styles), expected, rtol=1e-4, atol=1e-4)
+@settings(max_examples=4, deadline=None)
+@given(channels=st.sampled_from([1, 3]), resolution=st.sampled_from([8, 16, 32]), seed=st.integers(0, 2**16))
+def test_truncation_to_the_average_w_makes_every_latent_give_the_class_image(channels, resolution, seed):
+    # psi = 0 replaces each mapped latent by the tracked average: the image no longer depends on z,
+    # only on the class (through the mapping's class embedding it is averaged out too) and the
+    # constant noise; psi = 1 keeps z's influence. The discriminator reads every such image.
+    torch.manual_seed(seed)
+    g = Generator(z_dim=8, c_dim=3, w_dim=8, resolution=resolution, channels=channels, channel_base=64, channel_max=8)
+    d = Discriminator(c_dim=3, resolution=resolution, channels=channels, channel_base=64, channel_max=8)
+    c = torch.eye(3)[[0, 0]]
+    g(torch.randn(64, 8), torch.eye(3)[torch.randint(0, 3, (64,))], update_w_avg=True)  # track w_avg
+    with torch.no_grad():
+        z = torch.randn(2, 8)
+        same = g(z, c, truncation_psi=0.0, noise_mode="const")
+        free = g(z, c, truncation_psi=1.0, noise_mode="const")
+    torch.testing.assert_close(same[0], same[1])
+    assert not torch.allclose(free[0], free[1])
+    assert same.shape == (2, channels, resolution, resolution) and torch.isfinite(d(same, c)).all()
 
 
 def test_ada_probability_rises_when_the_discriminator_overfits():

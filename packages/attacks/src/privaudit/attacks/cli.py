@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from privaudit.dp.devices import DEVICE_HELP
 from privaudit.core.errors import CliParser, InputError, run_cli
+from privaudit.dp.devices import DEVICE_HELP
 
 # vmapped small convolutions back-propagate up to 15x slower on two contended threads than on one
 THREADS_HELP = "torch CPU threads (default 1; 0 keeps torch's default)"
@@ -55,11 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
 
-        from privaudit.attacks.config import MiaConfig, OneRunConfig, load_config
+        from privaudit.attacks.config import MiaConfig, OneRunConfig
+        from privaudit.core.config import load_config
 
         if args.command == "mia":
-            from privaudit.dp.devices import resolve_device
             from privaudit.attacks.mia import run_mia
+            from privaudit.dp.devices import resolve_device
 
             device = resolve_device(args.device)
             report = run_mia(

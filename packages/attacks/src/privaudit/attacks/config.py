@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
 from privaudit.attacks.attacks import ATTACKS
 from privaudit.attacks.models import ModelSpec
 from privaudit.attacks.training import TrainConfig
@@ -66,6 +61,16 @@ class AttackSpec:
     def column(self) -> str:
         return f"mia_{self.label or self.name}_pred"
 
+    @classmethod
+    def from_value(cls, item, path: str) -> AttackSpec:
+        """An attack name, or a mapping with a 'name', an optional 'label' and its parameters."""
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping) or "name" not in item:
+            raise InputError(f"config field {path!r} must be an attack name or a mapping with a 'name'.")
+        params = {k: v for k, v in item.items() if k not in ("name", "label")}
+        return cls(item["name"], params, item.get("label"))
+
 
 ALL_ATTACKS = tuple(
     AttackSpec(name)
@@ -110,6 +115,7 @@ class DpConfig:
     target_epsilon: float = 2.0
     delta: float = 1e-5
     max_grad_norm: float = 1.0
+    reproducible_noise: bool = False  # noise and sampling from the seed: reproducible, NOT private
 
     def __post_init__(self):
         if self.target_epsilon <= 0 or not 0 < self.delta < 1 or self.max_grad_norm <= 0:
@@ -130,90 +136,3 @@ class OneRunConfig:
     def __post_init__(self):
         if self.train_size < 1 or not 0 < self.alpha < 1:
             raise ValueError("train_size must be >= 1 and alpha in (0, 1)")
-
-
-def from_mapping(cls: type, values: Any, where: str):
-    """Build dataclass `cls` from a YAML mapping, recursing into nested configs; bad keys or
-    values raise InputError naming `where`."""
-    if not isinstance(values, Mapping):
-        raise InputError(f"{where} must be a mapping, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(
-            f"{where} has an unknown field {unknown[0]!r}; known: {', '.join(sorted(known))}"
-        )
-    kwargs = {
-        name: _convert(hints[name], value, f"{where}.{name}") for name, value in values.items()
-    }
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{where}: {exc}") from exc
-
-
-def _convert(hint, value, where: str):
-    if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, where)
-    if hint == tuple[AttackSpec, ...]:
-        if not isinstance(value, list):
-            raise InputError(f"{where} must be a list of attacks")
-        return tuple(_attack_spec(item, f"{where}[{i}]") for i, item in enumerate(value))
-    if hint == tuple[int, int, int]:
-        return tuple(value)
-    origin = typing.get_origin(hint)
-    allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
-    if value is None and type(None) in allowed:
-        return None
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not any(
-        isinstance(value, t) and not (t is int and isinstance(value, bool))
-        for t in allowed
-        if isinstance(t, type)
-    ):
-        raise InputError(
-            f"{where} must be {' or '.join(getattr(t, '__name__', str(t)) for t in allowed)}, got {value!r}"
-        )
-    return value
-
-
-def _attack_spec(item, where: str) -> AttackSpec:
-    if isinstance(item, str):
-        item = {"name": item}
-    if not isinstance(item, Mapping) or "name" not in item:
-        raise InputError(f"{where} must be an attack name or a mapping with a 'name'")
-    params = {k: v for k, v in item.items() if k not in ("name", "label")}
-    return AttackSpec(item["name"], params, item.get("label"))
-
-
-def load_config(cls: type, path: str | Path | None, overrides: Sequence[str] = ()):
-    """The config in YAML file `path` (the defaults when path is None), with `overrides` such as
-    'references.count=4' or 'attacks=[loss, lira_online]' (values parsed as YAML) applied on top."""
-    values = {}
-    if path is not None:
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise InputError(f"cannot read the config file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise InputError(
-                f"the config file {path} is not valid YAML: {str(exc).splitlines()[0]}"
-            ) from exc
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        if not sep or not key:
-            raise InputError(f"--set {override!r} must look like field.subfield=value")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InputError(f"--set {override!r}: the value is not valid YAML") from exc
-        node = values
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InputError(f"--set {override!r}: {part!r} is not a nested config")
-        node[leaf] = value
-    return from_mapping(cls, values, str(path) if path is not None else "config")

@@ -17,7 +17,7 @@ from privaudit.attacks.signals import Signals
 from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core.errors import InputError
 from privaudit.core.report import write_report
-from privaudit.core.rundir import atomic_write_text, stable_key
+from privaudit.core.rundir import atomic_write_text, prepare_output_dir, stable_key
 from privaudit.dp.randomness import seed_for
 
 TARGET_ROLE, DESIGN_ROLE = 2, 3
@@ -43,7 +43,7 @@ def run_mia(
 ) -> dict:  # fmt: skip
     """Train (or reuse from out_dir/cache) the target and reference models on `device`, run every
     configured attack and write the scores table and report into out_dir. Returns the report dict."""
-    out_dir = Path(out_dir)
+    out_dir = prepare_output_dir(out_dir)
     images, labels = load_images(config.data.dataset)
     audit_idx, population_idx = split_indices(
         len(images), (config.data.audit_size, config.data.population_size), config.seed

@@ -16,10 +16,10 @@ from privaudit.attacks.models import ModelSpec, build_model
 from privaudit.attacks.signals import example_loss
 from privaudit.attacks.training import TrainConfig, train_model
 from privaudit.core.bounds import one_run_audit
-from privaudit.core.errors import InputError
 from privaudit.core.report import write_report
-from privaudit.core.rundir import atomic_write_text
+from privaudit.core.rundir import atomic_write_text, prepare_output_dir
 from privaudit.dp.randomness import seed_for
+from privaudit.dp.training import PrivacySettings, train
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -36,27 +36,19 @@ def make_canaries(labels: torch.Tensor, kind: str, num_classes: int, seed: int) 
     return (labels + offsets) % num_classes
 
 
-def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, seed: int) -> float:
-    """DP-SGD with privaudit-dp at dp.target_epsilon; returns the epsilon actually spent."""
-    from privaudit.dp import DPError, make_private
-    from privaudit.dp.training import fit
-
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, labels), batch_size=config.batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))  # fmt: skip
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    try:
-        model, optimizer, loader, accountant = make_private(
-            model, optimizer, loader, target_epsilon=dp.target_epsilon, target_delta=dp.delta,
-            epochs=config.epochs, max_grad_norm=dp.max_grad_norm,
-        )  # fmt: skip
-    except DPError as exc:
-        raise InputError(f"dp: {exc}") from exc
-    fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), config.epochs, progress=False)
-    return float(accountant.get_epsilon(dp.delta))
+def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, seed: int) -> dict:
+    """DP-SGD with privaudit-dp at dp.target_epsilon (SGD with momentum); returns the DP record."""
+    privacy = PrivacySettings(dp.target_epsilon, dp.delta, dp.max_grad_norm, reproducible_noise=dp.reproducible_noise)
+    result = train(model, torch.utils.data.TensorDataset(inputs, labels),
+                   lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]),
+                   optimizer=lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+                   epochs=config.epochs, batch_size=config.batch_size, seed=seed, privacy=privacy, progress=False)
+    return result.privacy
 
 
 def run_one_run(config: OneRunConfig, out_dir: str | Path, *, progress: bool = True) -> dict:
     """Train one model on the base set plus the included canaries, audit it, write the report."""
+    out_dir = prepare_output_dir(out_dir)
     images, labels = load_images(config.dataset)
     num_classes = int(labels.max()) + 1
     base_idx, canary_idx = split_indices(
@@ -81,13 +73,11 @@ def run_one_run(config: OneRunConfig, out_dir: str | Path, *, progress: bool = T
         desc="one-run training" + (" (DP)" if config.dp.enabled else ""),
         disable=not progress,
     ) as bar:
+        privacy = None
         if config.dp.enabled:
-            eps_spent = train_private(
-                model, inputs, targets, config.training, config.dp, model_seed
-            )
+            privacy = train_private(model, inputs, targets, config.training, config.dp, model_seed)
         else:
             train_model(model, inputs, targets, np.arange(len(inputs)), config.training, model_seed)
-            eps_spent = None
         bar.update()
     model.eval()
     with torch.no_grad():
@@ -97,10 +87,10 @@ def run_one_run(config: OneRunConfig, out_dir: str | Path, *, progress: bool = T
     scores = pd.DataFrame(
         {"member": included.astype(np.int64), "mia_canary_loss_pred": canary_scores}
     )
-    out_dir = Path(out_dir)
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     return write_report(
         scores, out_dir, baseline=None, alpha=config.alpha, delta=delta,
         title="privaudit attacks: one-run DP audit", config=dataclasses.asdict(config),
-        extra={"one_run": audit, "eps_lower_bound": audit["eps_lb"], "dp_epsilon_spent": eps_spent},
+        extra={"one_run": audit, "eps_lower_bound": audit["eps_lb"],
+               "dp_epsilon_spent": None if privacy is None else privacy["epsilon_spent"], "dp": privacy},
     )  # fmt: skip

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from privaudit.attacks.augment import Queries, identity_queries
-from privaudit.dp.devices import model_device
 from privaudit.attacks.signals import Signals, logit_scaled_confidence
+from privaudit.core.errors import InputError
+from privaudit.dp.devices import model_device
 from torch import nn
 
 
@@ -41,6 +42,27 @@ class ClassifierTarget:
     def signals(self, inputs: torch.Tensor, labels: torch.Tensor) -> Signals:
         """Loss, true-class probability and logit-scaled confidence, each [N, Q]."""
         return Signals.from_logits(self.logits(inputs), labels)
+
+
+class SklearnTarget:
+    """A fitted scikit-learn classifier with `predict_proba` and `classes_`, over whatever inputs it
+    takes (a pipeline may take a raw DataFrame); labels are class values as `classes_` holds them."""
+
+    def __init__(self, estimator, describe: str = "the scikit-learn model"):
+        self.estimator = estimator
+        self.describe = describe
+
+    def signals(self, inputs, labels) -> Signals:
+        try:
+            proba = np.asarray(self.estimator.predict_proba(inputs), dtype=np.float64)
+        except Exception as exc:  # the user's estimator: any failure means it does not fit the inputs
+            detail = str(exc).splitlines()[0] if str(exc) else "no message"
+            raise InputError(f"{self.describe} cannot score these inputs ({type(exc).__name__}: {detail}).") from exc
+        column = {str(c): i for i, c in enumerate(self.estimator.classes_)}
+        picked = proba[np.arange(len(proba)), [column[str(label)] for label in labels]]
+        signals = Signals.from_probabilities(np.clip(picked, 1e-12, 1.0))
+        return Signals(signals.loss, signals.probability, signals.confidence,
+                       correct=(proba.argmax(1) == [column[str(label)] for label in labels])[:, None])
 
 
 class CausalLMTarget:

@@ -91,6 +91,11 @@ class Config:
             if check is not None and not check.test(value):
                 raise FieldError(field.name, check.description, value)
 
+    def require(self, ok: bool, field: str, what: str) -> None:
+        """A check across fields, in __post_init__: `what` says what the field must be or need."""
+        if not ok:
+            raise InputError(f"config field {field!r} {what} (got {plain(getattr(self, field))}).")
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
@@ -108,12 +113,16 @@ def from_mapping(cls: type[C], values: Mapping, path: str = "") -> C:
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     for name in values:
         if name not in known:
-            raise InputError(f"{where} has no field {_join(path, name)!r}; known: {', '.join(known)}.")
+            raise InputError(f"{where} has an unknown field {_join(path, name)!r}; known: {', '.join(known)}.")
     kwargs = {name: _convert(hints[name], value, _join(path, name)) for name, value in values.items()}
     try:
         return cls(**kwargs)
     except FieldError as exc:
         raise (exc.under(path) if path else exc) from None
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:  # a nested config's own check, in its own words
+        raise InputError(f"{where}: {exc}" if path else str(exc)) from None
 
 
 def _join(path: str, name: str) -> str:

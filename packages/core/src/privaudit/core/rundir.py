@@ -97,6 +97,13 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def file_identity(path: str | os.PathLike) -> dict:
+    """What a cache key records of an input file: its resolved path, size and modification time
+    (an edited file gets new keys, so nothing computed from the old one is reused)."""
+    stat = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+
+
 def stable_key(obj: Any, length: int = 16) -> str:
     """Short hex hash of a JSON-able config: equal configs (any key order) give equal keys."""
     canonical = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))

@@ -60,20 +60,24 @@ def validate_scores_table(df: pd.DataFrame, source: str = "scores table") -> pd.
     return out
 
 
-def load_scores_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV or Parquet scores table and validate it; every problem is an InputError."""
+def read_frame(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """A CSV or Parquet file (by its suffix) as a DataFrame; `what` names it in the one-line error
+    a missing or unreadable file gives."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"scores table {path} does not exist or is not a file.")
+        raise InputError(f"{what} {path} does not exist or is not a file.")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")
-        raise InputError(f"cannot read scores table {path} as CSV or Parquet: {reason}.") from e
-    return validate_scores_table(df, source=f"scores table {path}")
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as e:  # pandas and pyarrow raise many types for files that are not tables
+        reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".") or type(e).__name__
+        raise InputError(f"cannot read {what} {path} as CSV or Parquet: {reason}.") from e
+
+
+def load_scores_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV or Parquet scores table and validate it; every problem is an InputError."""
+    return validate_scores_table(read_frame(path, "scores table"), source=f"scores table {path}")
 
 
 def check_baseline(df: pd.DataFrame, baseline: str | None, source: str = "scores table") -> None:

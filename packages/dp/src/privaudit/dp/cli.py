@@ -12,10 +12,17 @@ from importlib.metadata import entry_points
 TASK_GROUP = "privaudit.dp_train"
 
 
+NO_TASKS = ("dp-train has no training tasks installed: pip install privaudit-image (image classifiers) "
+            "or privaudit-text (gpt2).")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     if not entry_points(group=TASK_GROUP):
-        print("error: dp-train has no training tasks installed: pip install privaudit-image (image "
-              "classifiers) or privaudit-text (gpt2).", file=sys.stderr)
+        if argv in (["-h"], ["--help"]):
+            print(f"usage: dp-train [options]\n\n{__doc__}\n\n{NO_TASKS}")
+            return 0
+        print(f"error: {NO_TASKS}", file=sys.stderr)
         return 2
     # every task package depends on privaudit-core, whose CLI layer the command uses
     from privaudit.dp.train_cli import run

@@ -11,22 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-from privaudit.core.config import (
-    NON_NEGATIVE_INT,
-    OPEN_UNIT,
-    POSITIVE,
-    POSITIVE_INT,
-    Check,
-    Config,
-    add_config_arguments,
-    add_config_flags,
-    flag_values,
-    load_config,
-    one_of,
-    optional,
-    setting,
-)
+from privaudit.core import config as cfg
+from privaudit.core.config import Config, setting
 from privaudit.core.errors import CliParser, InputError, run_cli
 from privaudit.core.rundir import atomic_write_json, prepare_output_dir
 from privaudit.dp import cli as dp_cli
@@ -40,16 +26,16 @@ from privaudit.dp.training import PrivacySettings
 class DpTrainConfig(Config):
     model: str = setting("cnn", doc="what to train (the installed tasks' models)")
     data: str | None = setting(None, doc="the task's data (default: its embedded data set)")
-    limit: int = setting(2000, check=NON_NEGATIVE_INT, doc="use at most this many examples (0: all)")
-    epsilon: float = setting(4.0, check=POSITIVE, doc="target epsilon")
-    delta: float = setting(1e-5, check=OPEN_UNIT, doc="target delta")
-    epochs: int = setting(2, check=POSITIVE_INT, doc="passes over the data")
-    batch_size: int = setting(128, check=POSITIVE_INT, doc="expected Poisson batch size")
-    lr: float | None = setting(None, check=optional(POSITIVE), doc="learning rate (default: the task's)")
-    max_grad_norm: float = setting(1.0, check=POSITIVE, doc="per-sample clipping norm")
-    clipping: str = setting("abadi", check=one_of("abadi", "automatic"), doc="clipping rule")
-    accountant: str = setting("rdp", check=one_of("rdp", "prv"), doc="Opacus accountant")
-    device: str = setting("cpu", check=Check(is_device_name, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    limit: int = setting(2000, check=cfg.NON_NEGATIVE_INT, doc="use at most this many examples (0: all)")
+    epsilon: float = setting(4.0, check=cfg.POSITIVE, doc="target epsilon")
+    delta: float = setting(1e-5, check=cfg.OPEN_UNIT, doc="target delta")
+    epochs: int = setting(2, check=cfg.POSITIVE_INT, doc="passes over the data")
+    batch_size: int = setting(128, check=cfg.POSITIVE_INT, doc="expected Poisson batch size")
+    lr: float | None = setting(None, check=cfg.optional(cfg.POSITIVE), doc="learning rate (default: the task's)")
+    max_grad_norm: float = setting(1.0, check=cfg.POSITIVE, doc="per-sample clipping norm")
+    clipping: str = setting("abadi", check=cfg.one_of("abadi", "automatic"), doc="clipping rule")
+    accountant: str = setting("rdp", check=cfg.one_of("rdp", "prv"), doc="Opacus accountant")
+    device: str = setting("cpu", check=cfg.Check(is_device_name, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
                           doc=DEVICE_HELP)
     seed: int = setting(0, doc="seeds the split and the initial weights, never the DP noise")
     reproducible_noise: bool = setting(False, doc="derive the Poisson masks and noise from --seed too: "
@@ -96,13 +82,13 @@ def _tasks() -> dict[str, TrainingTask]:
 def _parser(tasks: dict[str, TrainingTask]):
     parser = CliParser(prog="dp-train", description=dp_cli.__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, "epochs=3")
-    common = add_config_flags(parser, DpTrainConfig)
+    cfg.add_config_arguments(parser, "epochs=3")
+    common = cfg.add_config_flags(parser, DpTrainConfig)
     per_task: dict[int, dict[str, str]] = {}
     for task in {id(t): t for t in tasks.values()}.values():
         if task.options is not None:
             group = parser.add_argument_group(f"{', '.join(task.models)} options")
-            per_task[id(task)] = add_config_flags(group, task.options)
+            per_task[id(task)] = cfg.add_config_flags(group, task.options)
     return parser, common, per_task
 
 
@@ -111,15 +97,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         tasks = _tasks()
         parser, common, per_task = _parser(tasks)
         args = parser.parse_args(argv)
-        config = load_config(DpTrainConfig, args.config, args.overrides, flag_values(args, common))
+        config = cfg.load_config(DpTrainConfig, args.config, args.overrides, cfg.flag_values(args, common))
         if config.model not in tasks:
             raise InputError(f"dp-train has no model {config.model!r}; installed: {', '.join(sorted(tasks))}.")
         task = tasks[config.model]
         for other, dests in per_task.items():
-            given = flag_values(args, dests)
+            given = cfg.flag_values(args, dests)
             if other != id(task) and given:
                 raise InputError(f"--{next(iter(given)).replace('_', '-')} does not apply to the {config.model} model.")
-        options = load_config(task.options, flags=flag_values(args, per_task[id(task)])) if task.options else None
+        options = cfg.load_config(task.options, flags=cfg.flag_values(args, per_task[id(task)])) if task.options else None
         out = prepare_output_dir(config.out)
         report = task.run(config, options, resolve_device(config.device))
         atomic_write_json(out / "report.json", report)

@@ -2,98 +2,76 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
+from privaudit.core import config as cfg
+from privaudit.core.config import Config, setting
 from privaudit.dp.devices import is_device_name, resolve_device
-from privaudit.core.config import load_yaml_config
-from privaudit.core.errors import InputError
 
 TRAINED_TARGETS = ("cnn", "wrn16-4", "wrn28-10", "resnet18", "vit")
 TARGET_KINDS = (*TRAINED_TARGETS, "ccexam-mnist")
 
 
 @dataclass(frozen=True)
-class ImageAuditConfig:
+class ImageAuditConfig(Config):
     """Everything that decides an audit's result; the defaults audit a CNN on the MNIST subset."""
 
     seed: int = 0
     out_dir: str = "runs/image-mnist"
     cache_dir: str | None = None  # default <out_dir>/cache
-    threads: int = 1  # torch intra-op threads for the small models; 1 is fastest on a small shared CPU
-    gan_threads: int | None = None  # threads while the generator trains (None: all cores; its convolutions scale)
-    device: str = "auto"  # where models train and score: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
+    # torch intra-op threads for the small models; 1 is fastest on a small shared CPU
+    threads: int = setting(1, check=cfg.POSITIVE_INT)
+    # threads while the generator trains (None: all cores; its convolutions scale)
+    gan_threads: int | None = setting(None, check=cfg.optional(cfg.POSITIVE_INT))
+    device: str = setting("auto", check=cfg.Check(is_device_name, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"))
     # data: "mnist" (embedded subset), "digits" (sklearn), an image folder or a torchvision root
     data: str = "mnist"
-    image_size: int = 28  # image folders / torchvision roots are resized to this
+    image_size: int = setting(28, check=cfg.POSITIVE_INT)  # image folders / torchvision roots are resized to this
     grayscale: bool = True
-    generator_images: int = 2000  # members the generator trains on (never audited)
-    audit_members: int = 1500
-    non_members: int = 1500  # real non-members held out of training (ground truth)
+    generator_images: int = setting(2000, check=cfg.POSITIVE_INT)  # members the generator trains on (never audited)
+    audit_members: int = setting(1500, check=cfg.Check(lambda v: isinstance(v, int) and v >= 20, "must be at least 20"))
+    non_members: int = setting(1500, check=cfg.NON_NEGATIVE_INT)  # real non-members held out of training (ground truth)
     # target: trained here, ccexam-mnist, or the user's checkpoint (`model` + `architecture`)
-    target: str = "cnn"
+    target: str = setting("cnn", check=cfg.one_of(*TARGET_KINDS))
     model: str | None = None
-    architecture: str | None = None
+    architecture: str | None = setting(None, check=cfg.optional(cfg.one_of(*TRAINED_TARGETS)))
     non_members_data: str | None = None  # real non-members for a user model
-    epochs: int = 30
-    lr: float = 1e-3
-    batch_size: int = 64
-    epsilon: float | None = None  # set: the target trains with DP-SGD at this epsilon
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
-    dp_epochs: int = 15
-    dp_batch_size: int = 256
-    dp_lr: float = 2e-3
+    epochs: int = setting(30, check=cfg.POSITIVE_INT)
+    lr: float = setting(1e-3, check=cfg.POSITIVE)
+    batch_size: int = setting(64, check=cfg.POSITIVE_INT)
+    epsilon: float | None = setting(None, check=cfg.optional(cfg.POSITIVE))  # set: the target trains with DP-SGD
+    delta: float = setting(1e-5, check=cfg.OPEN_UNIT)
+    max_grad_norm: float = setting(1.0, check=cfg.POSITIVE)
+    dp_epochs: int = setting(15, check=cfg.POSITIVE_INT)
+    dp_batch_size: int = setting(256, check=cfg.POSITIVE_INT)
+    dp_lr: float = setting(2e-3, check=cfg.POSITIVE)
+    reproducible_noise: bool = False  # DP noise from the seed: reproducible, NOT private (tests only)
     # generator (StyleGAN2-ADA-style)
-    gan_steps: int = 3000
-    gan_batch_size: int = 32
-    gan_channel_base: int = 512
-    gan_channel_max: int = 32
-    gan_z_dim: int = 32
-    gan_lr: float = 0.0025
-    r1_gamma: float = 0.1
+    gan_steps: int = setting(3000, check=cfg.POSITIVE_INT)
+    gan_batch_size: int = setting(32, check=cfg.POSITIVE_INT)
+    gan_channel_base: int = setting(512, check=cfg.POSITIVE_INT)
+    gan_channel_max: int = setting(32, check=cfg.POSITIVE_INT)
+    gan_z_dim: int = setting(32, check=cfg.POSITIVE_INT)
+    gan_lr: float = setting(0.0025, check=cfg.POSITIVE)
+    r1_gamma: float = setting(0.1, check=cfg.NON_NEGATIVE)
     fused_ops: bool = False  # build the C++ bias+activation / upfirdn2d kernels (PyTorch when it fails)
     # helper (trained on synthetic images) and the attack networks
-    helper_images: int = 2000
-    helper_architecture: str | None = None  # default: the target's architecture (cnn for ccexam / checkpoints)
-    helper_epochs: int = 15
-    attack_epochs: int = 20
-    test_fraction: float = 0.5
-    alpha: float = 0.05
+    helper_images: int = setting(2000, check=cfg.POSITIVE_INT)
+    helper_architecture: str | None = setting(None, check=cfg.optional(cfg.one_of(*TRAINED_TARGETS)))
+    helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
+    attack_epochs: int = setting(20, check=cfg.POSITIVE_INT)
+    test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)
+    alpha: float = setting(0.05, check=cfg.OPEN_UNIT)
 
     def __post_init__(self):
-        def need(ok: bool, field: str, what: str):
-            if not ok:
-                raise InputError(f"config field {field!r} {what} (got {getattr(self, field)!r}).")
+        super().__post_init__()
 
-        need(self.target in TARGET_KINDS, "target", f"must be one of {', '.join(TARGET_KINDS)}")
-        need(self.architecture is None or self.architecture in TRAINED_TARGETS, "architecture",
-             f"must be one of {', '.join(TRAINED_TARGETS)}")
-        need(self.helper_architecture is None or self.helper_architecture in TRAINED_TARGETS,
-             "helper_architecture", f"must be one of {', '.join(TRAINED_TARGETS)}")
-        need(self.model is None or self.architecture is not None, "architecture",
+        self.require(self.model is None or self.architecture is not None, "architecture",
              f"is required with a model checkpoint: pass --architecture ({', '.join(TRAINED_TARGETS)})")
-        need(self.non_members_data is None or self.model is not None, "non_members_data", "needs `model` too")
-        need(self.target != "ccexam-mnist" or self.data == "mnist", "data",
+        self.require(self.non_members_data is None or self.model is not None, "non_members_data", "needs `model` too")
+        self.require(self.target != "ccexam-mnist" or self.data == "mnist", "data",
              "must be 'mnist' for the ccexam-mnist target, whose training set is MNIST")
-        need(self.target != "ccexam-mnist" or self.epsilon is None, "epsilon", "cannot apply to the pretrained ccexam-mnist target")
-        for name in ("generator_images", "audit_members", "epochs", "batch_size", "gan_steps", "gan_batch_size",
-                     "gan_channel_base", "gan_channel_max", "gan_z_dim", "helper_images", "helper_epochs",
-                     "attack_epochs", "threads", "image_size", "dp_epochs", "dp_batch_size"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) > 0, name, "must be a positive integer")
-        need(isinstance(self.non_members, int) and self.non_members >= 0, "non_members", "must be zero or a positive integer")
-        need(self.gan_threads is None or (isinstance(self.gan_threads, int) and self.gan_threads > 0), "gan_threads",
-             "must be a positive integer or null")
-        need(is_device_name(self.device), "device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        need(self.epsilon is None or self.epsilon > 0, "epsilon", "must be positive")
-        need(0 < self.delta < 1, "delta", "must be in (0, 1)")
-        need(self.lr > 0 and self.gan_lr > 0 and self.dp_lr > 0, "lr", "and gan_lr, dp_lr must be positive")
-        need(self.r1_gamma >= 0, "r1_gamma", "must be zero or positive")
-        need(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
-        need(0 < self.test_fraction < 1, "test_fraction", "must be in (0, 1)")
-        need(0 < self.alpha < 1, "alpha", "must be in (0, 1)")
-        need(self.audit_members >= 20, "audit_members", "must be at least 20")
+        self.require(self.target != "ccexam-mnist" or self.epsilon is None, "epsilon", "cannot apply to the pretrained ccexam-mnist target")
 
     @property
     def target_name(self) -> str:
@@ -104,17 +82,5 @@ class ImageAuditConfig:
         return self.target
 
     def torch_device(self):
-        """The torch device the audit runs on; asking for CUDA where there is none is an InputError."""
+        """The torch device the audit runs on; asking for CUDA where there is none is a user error."""
         return resolve_device(self.device)
-
-    def replace(self, **changes) -> ImageAuditConfig:
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def load_config(path: str | Path) -> ImageAuditConfig:
-    """A config from a YAML mapping of field names; unknown fields are an InputError."""
-    return load_yaml_config(ImageAuditConfig, path)
-

@@ -118,31 +118,6 @@ def load_images(data: str, image_size: int = 28, grayscale: bool = True) -> Imag
     return _image_folder(root, image_size, grayscale)
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Index sets into the dataset: the generator's training members, the audited members, real non-members."""
-
-    generator: np.ndarray
-    audit_members: np.ndarray
-    non_members: np.ndarray
-
-    @property
-    def target_train(self) -> np.ndarray:
-        # The target trains on every member: the generator's split and the audited ones.
-        return np.concatenate([self.generator, self.audit_members])
-
-
-def split(n: int, generator: int, audit_members: int, non_members: int, seed: int) -> Splits:
-    """Disjoint random index sets; raises InputError when the dataset is too small."""
-    need = generator + audit_members + non_members
-    if need > n:
-        raise InputError(f"the dataset has {n} images, fewer than the {need} the splits ask for "
-                         f"(generator_images + audit_members + non_members).")
-    order = np.random.default_rng(seed).permutation(n)
-    return Splits(order[:generator], order[generator:generator + audit_members],
-                  order[generator + audit_members:need])
-
-
 def pad_to_power_of_two(images: torch.Tensor, minimum: int = 8) -> tuple[torch.Tensor, int]:
     """Pad square images with the background value (-1) to the next power of two; returns (images, pad)."""
     size = images.shape[-1]

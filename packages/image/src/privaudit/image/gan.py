@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from privaudit.dp.devices import model_device
 from privaudit.core.rundir import atomic_write_bytes
+from privaudit.dp.devices import model_device
 from privaudit.dp.randomness import seed_for
 from privaudit.image import ops
 from privaudit.image.networks import Discriminator, Generator

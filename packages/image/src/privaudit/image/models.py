@@ -3,19 +3,17 @@ their training (optionally DP-SGD through privaudit.dp), and the stacked attack 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from privaudit.attacks.checkpoints import load_into, read_state_dict
-from privaudit.dp.devices import model_device
+from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core.errors import InputError
 from privaudit.dp.randomness import seed_for
-from privaudit.dp.training import fit
+from privaudit.dp.training import PrivacySettings, train
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
+from torch.utils.data import TensorDataset
 
 ARCHITECTURES = ("cnn", "wrn16-4", "wrn28-10", "resnet18", "vit", "ccexam-mnist")
 CCEXAM_MEAN, CCEXAM_STD = 0.1307, 0.3081
@@ -155,92 +153,45 @@ class TrainSettings:
     dp_epsilon: float | None = None
     dp_delta: float = 1e-5
     max_grad_norm: float = 1.0
+    reproducible_noise: bool = False
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: TrainSettings, *,
-                     seed: int, desc: str, device: torch.device | str = "cpu") -> tuple[nn.Module, float | None]:
+                     seed: int, desc: str, device: torch.device | str = "cpu") -> tuple[nn.Module, dict | None]:
     """Train a classifier on `device` with Adam (DP-SGD's private Adam when dp_epsilon is set); returns
-    (model, spent eps). Batches are drawn on the CPU and moved, so every device sees the same ones."""
+    (model, DP record or None). Batches are drawn on the CPU and moved, so every device sees the same ones."""
     torch.manual_seed(seed_for(seed, "init"))
     model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1]).to(device)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=settings.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    accountant = None
+    privacy = None
     if settings.dp_epsilon is not None:
-        from privaudit.dp import DPError, make_private
-
-        try:
-            model, optimizer, loader, accountant = make_private(
-                model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
-                epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
-            )
-        except DPError as exc:
-            raise InputError(f"DP training of the {settings.architecture} target is not possible: {exc}") from exc
-    def loss(m, batch):
-        return F.cross_entropy(m(batch[0].to(device)), batch[1].to(device))
-
-    fit(model, optimizer, loader, loss, settings.epochs, desc=desc)
-    spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
-    return model, spent
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
-    model.eval()
-    device = model_device(model)
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        predicted = model(images[start:start + batch_size].to(device)).argmax(1).cpu()
-        correct += int((predicted == labels[start:start + batch_size]).sum())
-    return correct / max(len(images), 1)
-
-
-class AttackNet(nn.Module):
-    """PANORAMIA's classifier: an image branch (a small CNN) and a loss branch (an MLP over the loss
-    signals of a model), their embeddings stacked and read by a linear head -> member logit."""
-
-    def __init__(self, channels: int, signal_features: int, width: int = 16):
-        super().__init__()
-        self.image_branch = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-            nn.Linear(8 * width, 32), nn.ReLU(),
-        )
-        self.loss_branch = nn.Sequential(nn.Linear(signal_features, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU())
-        self.head = nn.Linear(64, 1)
-
-    def forward(self, images, signals):
-        return self.head(torch.cat([self.image_branch(images), self.loss_branch(signals)], dim=1)).squeeze(1)
-
-
-def train_attack(images: torch.Tensor, signals: torch.Tensor, is_real: torch.Tensor, *, epochs: int, seed: int,
-                 lr: float = 1e-3, batch_size: int = 128, desc: str = "attack",
-                 device: torch.device | str = "cpu") -> AttackNet:
-    """Fit the attack network on `device` to tell real members (1) from the other points (0)."""
-    torch.manual_seed(seed_for(seed, "init"))
-    model = AttackNet(images.shape[1], signals.shape[1]).to(device)
-    loader = DataLoader(TensorDataset(images, signals, is_real.float()), batch_size=batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    model.train()
-    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
-        for xb, sb, yb in loader:
-            loss = F.binary_cross_entropy_with_logits(model(xb.to(device), sb.to(device)), yb.to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def attack_scores(model: AttackNet, images: torch.Tensor, signals: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    device = model_device(model)
-    out = [torch.sigmoid(model(images[s:s + batch_size].to(device), signals[s:s + batch_size].to(device))).cpu()
-           for s in range(0, len(images), batch_size)]
-    return torch.cat(out).double().numpy()
+        privacy = PrivacySettings(settings.dp_epsilon, settings.dp_delta, settings.max_grad_norm,
+                                  reproducible_noise=settings.reproducible_noise)
+    result = train(model, TensorDataset(images, labels),
+                   lambda m, batch: F.cross_entropy(m(batch[0].to(device)), batch[1].to(device)),
+                   optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay),
+                   epochs=settings.epochs, batch_size=settings.batch_size, seed=seed, privacy=privacy, desc=desc)
+    return model, result.privacy
 
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
+
+class ImageClassifierFamily:
+    """One of the image architectures trained with `settings` on `device` (the PANORAMIA target
+    trained here, and the helper)."""
+
+    def __init__(self, settings: TrainSettings, shape: tuple[int, int, int], classes: int, device):
+        self.settings, self.shape, self.classes, self.device = settings, tuple(shape), classes, device
+        self.name = settings.architecture
+        self.key = {"settings": asdict(settings), "shape": list(self.shape), "classes": classes}
+
+    def train(self, examples, seed: int):
+        return train_classifier(examples.inputs, examples.labels, self.classes, self.settings, seed=seed,
+                                desc=self.name, device=self.device)
+
+    def build(self) -> nn.Module:
+        return build_model(self.settings.architecture, self.shape[0], self.classes, self.shape[-1])
+
+    def target(self, model: nn.Module) -> ClassifierTarget:
+        return ClassifierTarget(model.to(self.device), batch_size=512)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from privaudit.core.config import load_yaml_config
-from privaudit.core.errors import InputError
+from privaudit.core import config as cfg
+from privaudit.core.config import Config, setting
 
 # A user model is a torch state dict (needs an architecture spec), a skops-saved estimator (data,
 # not code), or a joblib/pickle-saved estimator (code that runs on load: trusted files only).
@@ -18,8 +17,11 @@ SKLEARN_SUFFIXES = SKOPS_SUFFIXES + (".joblib", ".pkl")
 TARGET_KINDS = ("mlp", "overfit", "dp")
 
 
+WIDTHS = cfg.Check(lambda v: isinstance(v, tuple) and len(v) > 0 and all(isinstance(h, int) and h > 0 for h in v), "must list positive widths such as [128, 128]")
+
+
 @dataclass(frozen=True)
-class TabularAuditConfig:
+class TabularAuditConfig(Config):
     """Everything that decides an audit's result; the defaults audit an MLP on UCI Adult."""
 
     seed: int = 0
@@ -29,80 +31,44 @@ class TabularAuditConfig:
     data: str | None = None
     label: str = "income"
     non_members_data: str | None = None  # real non-members for a user model (ground truth)
-    generator_rows: int = 3000
-    audit_members: int = 4000
-    non_members: int = 4000
-    min_rows: int = 300
+    generator_rows: int = setting(3000, check=cfg.POSITIVE_INT)
+    audit_members: int = setting(4000, check=cfg.POSITIVE_INT)
+    non_members: int = setting(4000, check=cfg.NON_NEGATIVE_INT)
+    min_rows: int = setting(300, check=cfg.POSITIVE_INT)
     # target: trained here (mlp / overfit / dp) unless `model` names the user's checkpoint
-    target: str = "mlp"
+    target: str = setting("mlp", check=cfg.one_of(*TARGET_KINDS))
     model: str | None = None
     model_spec: str | None = None
-    hidden: tuple[int, ...] = (128, 128)
-    epochs: int = 15
-    overfit_hidden: tuple[int, ...] = (512, 512, 512)
-    overfit_epochs: int = 150
-    lr: float = 1e-3
-    batch_size: int = 128
-    epsilon: float = 1.0
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
+    hidden: tuple[int, ...] = setting((128, 128), check=WIDTHS)
+    epochs: int = setting(15, check=cfg.POSITIVE_INT)
+    overfit_hidden: tuple[int, ...] = setting((512, 512, 512), check=WIDTHS)
+    overfit_epochs: int = setting(150, check=cfg.POSITIVE_INT)
+    lr: float = setting(1e-3, check=cfg.POSITIVE)
+    batch_size: int = setting(128, check=cfg.POSITIVE_INT)
+    epsilon: float = setting(1.0, check=cfg.POSITIVE)
+    delta: float = setting(1e-5, check=cfg.OPEN_UNIT)
+    max_grad_norm: float = setting(1.0, check=cfg.POSITIVE)
     # DP-SGD learns from noisy clipped gradients: larger batches and steps than the normal target
-    dp_lr: float = 5e-3
-    dp_batch_size: int = 512
+    dp_lr: float = setting(5e-3, check=cfg.POSITIVE)
+    dp_batch_size: int = setting(512, check=cfg.POSITIVE_INT)
+    reproducible_noise: bool = False  # DP noise from the seed: reproducible, NOT private (tests only)
     # generator (CTGAN) and helper
-    ctgan_epochs: int = 100
-    ctgan_batch_size: int = 500
-    helper_epochs: int = 15
+    ctgan_epochs: int = setting(100, check=cfg.POSITIVE_INT)
+    ctgan_batch_size: int = setting(500, check=cfg.POSITIVE_INT)
+    helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
     # baseline / MIA classifiers (HistGradientBoosting) on a real/synthetic mix
-    classifier_iterations: int = 200
-    test_fraction: float = 0.5
-    alpha: float = 0.05
+    classifier_iterations: int = setting(200, check=cfg.POSITIVE_INT)
+    test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)
+    alpha: float = setting(0.05, check=cfg.OPEN_UNIT)
     # tiny MLPs and CTGAN gain little from more threads and lose much when the cores are shared
-    torch_threads: int = 1
+    torch_threads: int = setting(1, check=cfg.POSITIVE_INT)
 
     def __post_init__(self):
-        def need(ok: bool, field: str, what: str):
-            if not ok:
-                raise InputError(f"config field {field!r} {what} (got {getattr(self, field)!r}).")
+        super().__post_init__()
 
-        for name in ("hidden", "overfit_hidden"):
-            object.__setattr__(self, name, _widths(getattr(self, name), name))
-        need(self.target in TARGET_KINDS, "target", f"must be one of {', '.join(TARGET_KINDS)}")
-        for name in ("generator_rows", "audit_members", "min_rows", "epochs", "overfit_epochs",
-                     "batch_size", "dp_batch_size", "ctgan_epochs", "ctgan_batch_size", "helper_epochs", "classifier_iterations",
-                     "torch_threads"):
-            need(getattr(self, name) > 0, name, "must be positive")
-        need(self.non_members >= 0, "non_members", "must be zero or positive")
-        need(all(h > 0 for h in self.hidden) and self.hidden, "hidden", "must list positive widths")
-        need(all(h > 0 for h in self.overfit_hidden) and self.overfit_hidden, "overfit_hidden", "must list positive widths")
-        need(self.epsilon > 0, "epsilon", "must be positive")
-        need(0 < self.delta < 1, "delta", "must be in (0, 1)")
-        need(self.lr > 0, "lr", "must be positive")
-        need(self.dp_lr > 0, "dp_lr", "must be positive")
-        need(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
-        need(0 < self.test_fraction < 1, "test_fraction", "must be in (0, 1)")
-        need(0 < self.alpha < 1, "alpha", "must be in (0, 1)")
-        need(self.model_spec is None or self.model is not None, "model_spec", "needs `model` too")
+        self.require(self.model_spec is None or self.model is not None, "model_spec", "needs `model` too")
         torch_model = self.model is not None and Path(self.model).suffix.lower() in TORCH_SUFFIXES
-        need(not torch_model or self.model_spec is not None, "model_spec",
+        self.require(not torch_model or self.model_spec is not None, "model_spec",
              "is required for a torch checkpoint: pass --model-spec, a YAML file like 'hidden: [64, 64]'")
 
-    def replace(self, **changes) -> TabularAuditConfig:
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _widths(value, field: str) -> tuple[int, ...]:
-    """Hidden layer widths from a list or a comma-separated string such as "128,128"."""
-    items = value.split(",") if isinstance(value, str) else value
-    try:
-        return tuple(int(h) for h in items)
-    except (TypeError, ValueError):
-        raise InputError(f"config field {field!r} must list hidden widths such as [128, 128] (got {value!r}).") from None
-
-
-def load_config(path: str | Path) -> TabularAuditConfig:
-    """A config from a YAML mapping of field names; unknown fields are an InputError."""
-    return load_yaml_config(TabularAuditConfig, path)

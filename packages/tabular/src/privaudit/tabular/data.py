@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from privaudit.core.errors import InputError
+from privaudit.core.scores import read_frame
 
 # UCI Adult ships inside this package (CC BY 4.0; attribution in embedded/ADULT.md)
 ADULT_FILE = Path(__file__).parent / "embedded" / "adult.parquet"
@@ -65,16 +66,7 @@ def adult() -> pd.DataFrame:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A user's CSV or Parquet file as a DataFrame; anything that is not a table is an InputError."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"data file {path} does not exist.")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise InputError(f"data file {path} is not a readable CSV or Parquet table ({type(exc).__name__}).") from exc
+    frame = read_frame(path, "data file")
     if frame.shape[1] < 2:
         raise InputError(f"data file {path} is not a table with at least two columns (found {frame.shape[1]}).")
     return frame

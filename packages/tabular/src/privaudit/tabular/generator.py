@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import torch
+from privaudit.core.report import ReportSection
 from privaudit.dp.randomness import seed_for
 from privaudit.tabular.data import Table
 
@@ -23,31 +26,60 @@ def discrete_columns(table: Table, train: pd.DataFrame) -> list[str]:
     return found
 
 
-def fit_and_sample(table: Table, train: pd.DataFrame, n_samples: int, *, epochs: int, batch_size: int, seed: int,
-                   sample_seed: int) -> pd.DataFrame:
-    """Train CTGAN on `train` and draw `n_samples` synthetic rows with the table's columns."""
-    from sdv.metadata import Metadata
-    from sdv.single_table import CTGANSynthesizer
+class CtganGenerator:
+    """CTGAN through sdv, trained on the generator split; samples come with their labels."""
 
-    discrete = discrete_columns(table, train)
-    sdtypes = {c: ("categorical" if c in discrete else t) for c, t in table.sdtypes.items()}
-    metadata = Metadata.load_from_dict({"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}})
-    train = train.astype({c: str for c in discrete})
-    # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
-    batch = max(10, min(batch_size, len(train)) // 10 * 10)
-    torch.manual_seed(seed_for(seed, "fit"))
-    np.random.seed(seed_for(seed, "fit") % 2**32)
-    # verbose: ctgan's own tqdm bar over epochs (with the generator and critic losses)
-    synthesizer = CTGANSynthesizer(metadata, epochs=epochs, batch_size=batch, verbose=True, enable_gpu=False)
-    synthesizer.fit(train)
-    torch.manual_seed(sample_seed)
-    np.random.seed(sample_seed % 2**32)
-    sample = synthesizer.sample(num_rows=n_samples)
-    for column in discrete:
-        sample[column] = sample[column].astype(np.float64).astype(table.frame[column].dtype)
-    for column in table.categorical + [table.label]:
-        sample[column] = sample[column].astype(str)
-    return sample[list(table.frame.columns)]
+    name = "CTGAN"
+    conditional = False
+
+    def __init__(self, table: Table, *, epochs: int, batch_size: int):
+        self.table, self.epochs, self.batch_size = table, epochs, batch_size
+        self.key = {"ctgan_epochs": epochs, "ctgan_batch_size": batch_size}
+
+    def fit(self, members, checkpoint, seed: int) -> None:
+        """Train on the members' rows (sdv saves a synthesizer only by pickling, so there is no
+        checkpoint: the driver caches the samples instead)."""
+        from sdv.metadata import Metadata
+        from sdv.single_table import CTGANSynthesizer
+
+        train = members.frame
+        self.discrete = discrete_columns(self.table, train)
+        sdtypes = {c: ("categorical" if c in self.discrete else t) for c, t in self.table.sdtypes.items()}
+        metadata = Metadata.load_from_dict({"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}})
+        train = train.astype({c: str for c in self.discrete})
+        # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
+        batch = max(10, min(self.batch_size, len(train)) // 10 * 10)
+        torch.manual_seed(seed_for(seed, "fit"))
+        np.random.seed(seed_for(seed, "fit") % 2**32)
+        # verbose: ctgan's own tqdm bar over epochs (with the generator and critic losses)
+        self.synthesizer = CTGANSynthesizer(metadata, epochs=self.epochs, batch_size=batch, verbose=True, enable_gpu=False)
+        self.synthesizer.fit(train)
+
+    def sample(self, count: int, labels, seed: int):
+        from privaudit.tabular.targets import FrameExamples
+
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        sample = self.synthesizer.sample(num_rows=count)
+        for column in self.discrete:
+            sample[column] = sample[column].astype(np.float64).astype(self.table.frame[column].dtype)
+        for column in self.table.categorical + [self.table.label]:
+            sample[column] = sample[column].astype(str)
+        return FrameExamples(sample[list(self.table.frame.columns)], self.table)
+
+    def quality(self, members, synthetic, held_out, seed: int) -> dict:
+        return quality(self.table, members.frame, synthetic.frame.iloc[: len(members)])
+
+    def report_section(self, q: dict, members, synthetic) -> ReportSection:
+        rows = "".join(
+            f"<tr><td>{html.escape(s['column'])}</td><td>{html.escape(s['metric'])}</td><td>{s['score']:.3f}</td></tr>"
+            for s in q["column_shapes"]
+        )
+        props = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in q["properties"].items())
+        body = (f"<p>sdv quality score of the CTGAN samples against the generator's training rows: "
+                f"<b>{q['score']:.3f}</b> ({props}).</p>"
+                f"<table><tr><th>column</th><th>metric</th><th>shape score</th></tr>{rows}</table>")
+        return ReportSection("Generator (CTGAN) quality", body)
 
 
 def quality(table: Table, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:

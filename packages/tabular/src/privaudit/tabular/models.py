@@ -9,14 +9,13 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from privaudit.core.errors import InputError
 from privaudit.dp.randomness import seed_for
-from privaudit.dp.training import fit
+from privaudit.dp.training import PrivacySettings, train
 from privaudit.tabular.data import Table
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 
 class FeatureEncoder:
@@ -35,8 +34,12 @@ class FeatureEncoder:
         return np.asarray(self.transform_.transform(frame[self.table.features]), dtype=np.float32)
 
     def labels(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.label_indices(frame[self.table.label])
+
+    def label_indices(self, values) -> np.ndarray:
+        """Class indices (in the table's sorted class order) of label values."""
         index = {c: i for i, c in enumerate(self.table.classes)}
-        return frame[self.table.label].map(index).to_numpy(dtype=np.int64)
+        return pd.Series(values).map(index).to_numpy(dtype=np.int64)
 
     def records(self, frame: pd.DataFrame) -> np.ndarray:
         """Features and the one-hot label: the whole record, as the attack classifiers see it."""
@@ -72,43 +75,19 @@ class TrainSettings:
     dp_epsilon: float | None = None
     dp_delta: float = 1e-5
     max_grad_norm: float = 1.0
+    reproducible_noise: bool = False
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSettings, *, seed: int, desc: str):
-    """Train a TabularMLP; returns (model, spent epsilon or None)."""
+    """Train a TabularMLP; returns (model, DP record or None)."""
     torch.manual_seed(seed_for(seed, "init"))
     model = TabularMLP(x.shape[1], settings.hidden, n_classes)
     dataset = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))  # copies: inputs may be read-only
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    accountant = None
+    privacy = None
     if settings.dp_epsilon is not None:
-        from privaudit.dp import DPError, make_private
-
-        try:
-            model, optimizer, loader, accountant = make_private(
-                model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
-                epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
-            )
-        except DPError as exc:
-            raise InputError(f"DP training of the {desc} MLP is not possible: {exc}") from exc
-    fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), settings.epochs, desc=desc)
-    spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
-    return model, spent
-
-
-@torch.no_grad()
-def per_example_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cross-entropy of each row under the model (the membership signal), computed without rounding to 0.
-
-    float32 cross-entropy is exactly 0 once the true-class margin passes ~17, which erases the
-    difference between a memorised member and a confidently classified non-member; as
-    softplus(-(logit_y - logsumexp(other logits))) in float64 it keeps resolution to margins ~700.
-    """
-    model.eval()
-    logits = model(torch.tensor(x, dtype=torch.float32)).double()
-    labels = torch.tensor(y, dtype=torch.int64)
-    picked = logits.gather(1, labels[:, None])[:, 0]
-    others = logits.scatter(1, labels[:, None], float("-inf")).logsumexp(dim=1)
-    return F.softplus(others - picked).numpy()
+        privacy = PrivacySettings(settings.dp_epsilon, settings.dp_delta, settings.max_grad_norm,
+                                  reproducible_noise=settings.reproducible_noise)
+    result = train(model, dataset, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]),
+                   optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay),
+                   epochs=settings.epochs, batch_size=settings.batch_size, seed=seed, privacy=privacy, desc=desc)
+    return model, result.privacy

@@ -1,70 +1,115 @@
-"""Models under audit: each answers one loss per labelled row (the membership signal)."""
+"""Table rows as PANORAMIA examples, and the models under audit: the MLPs trained here (over the
+encoded features) and a user's torch checkpoint or scikit-learn estimator."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from privaudit.attacks.checkpoints import load_checkpoint
+from privaudit.attacks.signals import Signals
+from privaudit.attacks.targets import ClassifierTarget, SklearnTarget
 from privaudit.core.errors import InputError
 from privaudit.tabular.config import SKLEARN_SUFFIXES, SKOPS_SUFFIXES, TORCH_SUFFIXES
 from privaudit.tabular.data import Table
-from privaudit.tabular.models import FeatureEncoder, TabularMLP, per_example_loss
+from privaudit.tabular.models import FeatureEncoder, TabularMLP, TrainSettings, train_mlp
 from torch import nn
 
-
-class Target(Protocol):
-    def loss(self, frame: pd.DataFrame) -> np.ndarray: ...
-
-
-@dataclass
-class EncodedTorchTarget:
-    """A torch classifier over the one-hot/standardised features (privaudit's own MLP targets)."""
-
-    model: nn.Module
-    encoder: FeatureEncoder
-
-    def loss(self, frame: pd.DataFrame) -> np.ndarray:
-        return per_example_loss(self.model, self.encoder.features(frame), self.encoder.labels(frame))
+# one forward pass over a whole table: the MLPs are small, and batching would change nothing
+WHOLE_TABLE = 1 << 30
 
 
-@dataclass
+class FrameExamples:
+    """Rows of a table: `inputs` the feature columns, `labels` the label column's values."""
+
+    def __init__(self, frame: pd.DataFrame, table: Table):
+        self.frame, self.table = frame.reset_index(drop=True), table
+
+    @property
+    def inputs(self) -> pd.DataFrame:
+        return self.frame[self.table.features]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frame[self.table.label].to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def take(self, indices) -> FrameExamples:
+        return FrameExamples(self.frame.iloc[np.asarray(indices, dtype=np.int64)], self.table)
+
+    def concat(self, other: FrameExamples) -> FrameExamples:
+        return FrameExamples(pd.concat([self.frame, other.frame], ignore_index=True), self.table)
+
+    def save(self, path: Path) -> None:
+        import io
+
+        from privaudit.core.rundir import atomic_write_bytes
+
+        buffer = io.BytesIO()
+        self.frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    def load(self, path: Path) -> FrameExamples:
+        return FrameExamples(pd.read_parquet(path), self.table)
+
+
+class EncodedTarget:
+    """A torch classifier over the one-hot / standardised features (privaudit's own MLPs)."""
+
+    def __init__(self, model: nn.Module, encoder: FeatureEncoder):
+        self.model, self.encoder = model, encoder
+
+    def signals(self, inputs: pd.DataFrame, labels) -> Signals:
+        x = torch.tensor(self.encoder.features(inputs))
+        y = torch.tensor(self.encoder.label_indices(labels))
+        return ClassifierTarget(self.model, batch_size=WHOLE_TABLE).signals(x, y)
+
+
 class RawTorchTarget:
     """A user's torch MLP over the table's feature columns as float32, in file order."""
 
-    model: nn.Module
-    table: Table
+    def __init__(self, model: nn.Module, table: Table):
+        self.model, self.table = model, table
 
-    def loss(self, frame: pd.DataFrame) -> np.ndarray:
+    def signals(self, inputs: pd.DataFrame, labels) -> Signals:
         index = {c: i for i, c in enumerate(self.table.classes)}
-        x = frame[self.table.features].to_numpy(dtype=np.float32)
-        return per_example_loss(self.model, x, frame[self.table.label].map(index).to_numpy(dtype=np.int64))
+        x = torch.tensor(inputs[self.table.features].to_numpy(dtype=np.float32))
+        y = torch.tensor(pd.Series(labels).map(index).to_numpy(dtype=np.int64))
+        return ClassifierTarget(self.model, batch_size=WHOLE_TABLE).signals(x, y)
 
 
-@dataclass
-class SklearnTarget:
-    """A user's scikit-learn estimator (a pipeline taking the raw feature columns) with predict_proba."""
+class MLPFamily:
+    """The MLP trained with `settings` over the features an encoder fitted on the target's
+    training rows gives (the target trained here, and the helper)."""
 
-    estimator: Any
-    table: Table
+    def __init__(self, settings: TrainSettings, table: Table, name: str):
+        self.settings, self.table, self.name = settings, table, name
+        self.key = {"settings": asdict(settings)}
+        self.encoder: FeatureEncoder | None = None
 
-    def loss(self, frame: pd.DataFrame) -> np.ndarray:
-        try:
-            proba = np.asarray(self.estimator.predict_proba(frame[self.table.features]), dtype=np.float64)
-        except Exception as exc:  # the user's estimator: any failure means it does not fit this table
-            raise InputError(f"the scikit-learn model cannot score the rows of {self.table.source} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}).") from exc
-        column = {str(c): i for i, c in enumerate(self.estimator.classes_)}
-        picked = proba[np.arange(len(frame)), frame[self.table.label].astype(str).map(column).to_numpy()]
-        return -np.log(np.clip(picked, 1e-12, 1.0))
+    def fit_encoder(self, examples: FrameExamples) -> None:
+        self.encoder = FeatureEncoder(self.table, examples.frame)
+
+    def train(self, examples: FrameExamples, seed: int):
+        x, y = self.encoder.features(examples.frame), self.encoder.labels(examples.frame)
+        return train_mlp(x, y, len(self.table.classes), self.settings, seed=seed, desc=self.name)
+
+    def build(self) -> nn.Module:
+        width = len(self.encoder.features(self.table.frame.iloc[:1])[0])
+        return TabularMLP(width, self.settings.hidden, len(self.table.classes))
+
+    def target(self, model: nn.Module) -> EncodedTarget:
+        return EncodedTarget(model.eval(), self.encoder)
 
 
-def load_user_target(model_path: str, spec_path: str | None, table: Table) -> Target:
-    """The user's model: a torch state dict + architecture spec, or a joblib scikit-learn estimator (trusted files only)."""
+def load_user_target(model_path: str, spec_path: str | None, table: Table):
+    """The user's model: a torch state dict + architecture spec, or a scikit-learn estimator."""
     path = Path(model_path)
     if not path.is_file():
         raise InputError(f"model file {path} does not exist.")
@@ -107,7 +152,7 @@ def _sklearn_target(path: Path, table: Table) -> SklearnTarget:
     unknown = set(table.classes) - {str(c) for c in estimator.classes_}
     if unknown:
         raise InputError(f"label value {sorted(unknown)[0]!r} is not among the classes of model {path}.")
-    return SklearnTarget(estimator, table)
+    return SklearnTarget(estimator, f"the scikit-learn model {path}")
 
 
 def _torch_target(path: Path, spec_path: str | None, table: Table) -> RawTorchTarget:

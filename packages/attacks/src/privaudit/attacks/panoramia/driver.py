@@ -1,0 +1,347 @@
+"""The PANORAMIA audit (Kazmi et al., 2024), once for every modality: splits, the target, the
+generator's synthetic non-members, the helper, the baseline and MIA classifiers on a test mix
+where each slot holds a real member with probability 1/2, the ground truth against real
+non-members, every stage cached under a stable key, and the report.
+
+A modality supplies the data, the target's model family, a generator and a learned attack
+(protocols.py); everything else happens here."""
+
+from __future__ import annotations
+
+import html
+import io
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from privaudit.attacks.panoramia.protocols import (
+    Examples,
+    Generator,
+    LearnedAttack,
+    ModelFamily,
+    Target,
+)
+from privaudit.core import metrics
+from privaudit.core.errors import InputError
+from privaudit.core.report import (
+    ReportSection,
+    ground_truth_section,
+    ground_truth_summary,
+    write_report,
+)
+from privaudit.core.rundir import StageCache, atomic_write_bytes, prepare_output_dir
+from privaudit.dp.randomness import seed_for
+from torch import nn
+
+# A baseline this good leaves eps_tilde no room: the generator, not the target, limits the audit.
+SATURATED_BASELINE_AUC = 0.99
+
+
+@dataclass
+class TrainedTarget:
+    """A target trained here, on the generator split and the audit members."""
+
+    family: ModelFamily
+    info: dict
+
+
+@dataclass
+class GivenTarget:
+    """A model trained elsewhere on every example of the data; real non-members, if any, come
+    from the user (`PanoramiaInputs.non_members`)."""
+
+    target: Target
+    info: dict
+    key: dict
+
+
+@dataclass
+class PanoramiaInputs:
+    modality: str  # "image", "tabular", "text": names logs and titles
+    source: str  # what the data is, for people
+    data: Examples
+    data_key: dict  # what identifies the data in cache keys
+    target: TrainedTarget | GivenTarget
+    target_name: str
+    generator: Generator
+    helper: ModelFamily
+    attack: Callable[[int, str], LearnedAttack]  # (seed, description) -> a fresh classifier
+    attack_key: dict  # the classifiers' settings, for the scores' cache keys
+    non_members: Examples | None = None
+    # called with the target's training examples before anything is trained or scored (a table
+    # fits its feature encoding on them)
+    prepare: Callable[[Examples], None] | None = None
+
+
+@dataclass(frozen=True)
+class PanoramiaSettings:
+    seed: int
+    out_dir: str
+    cache_dir: str | None
+    generator_examples: int
+    audit_members: int
+    non_members: int
+    helper_examples: int | None  # None: as many synthetic examples as audit members
+    test_fraction: float
+    alpha: float
+    min_examples: int  # the generator split and the audit members each need at least this many
+    config: dict  # the modality's resolved config, written to config.json
+
+
+class RunCache(StageCache):
+    """The stage cache, with torch modules and examples, recording which stages were reused."""
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.reused: list[str] = []
+
+    def module(self, path: Path, make: Callable[[], nn.Module], build: Callable[[], nn.Module]) -> nn.Module:
+        if path.exists():
+            self.reused.append(path.name.split("-")[0])
+            model = make()
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval()
+        model = build()
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        return model
+
+    def examples(self, path: Path, like: Examples, build: Callable[[], Examples]) -> Examples:
+        if path.exists():
+            self.reused.append(path.name.split("-")[0])
+            return like.load(path)
+        examples = build()
+        examples.save(path)
+        return examples
+
+    def frame(self, path: Path, build) -> pd.DataFrame:
+        if path.exists():
+            self.reused.append(path.name.split("-")[0])
+        return super().frame(path, build)
+
+    def json(self, path: Path, build):
+        if path.exists():
+            self.reused.append(path.name.split("-")[0])
+        return super().json(path, build)
+
+
+def split_sizes(n: int, wanted: list[int]) -> list[int]:
+    """`wanted` shrunk in proportion when the data holds fewer than their sum; the rows rounding
+    leaves over go to the largest remainders, so no example is dropped."""
+    wanted_array = np.array(wanted, dtype=np.float64)
+    scaled = wanted_array * min(1.0, n / max(wanted_array.sum(), 1))
+    sizes = np.floor(scaled).astype(int)
+    leftover = min(n, int(wanted_array.sum())) - sizes.sum()
+    sizes[np.argsort(sizes - scaled, kind="stable")[:leftover]] += 1
+    return sizes.tolist()
+
+
+def mixed_test(real: Examples, other: Examples, seed: int) -> tuple[Examples, np.ndarray, np.ndarray]:
+    """PANORAMIA's test: slot i holds real[i] with probability 1/2, else other[i]. Returns the
+    mixed examples, whether each is real, and its index into real.concat(other)."""
+    is_real = np.random.default_rng(seed_for(seed, "test-mix")).random(len(real)) < 0.5
+    index = np.where(is_real, np.arange(len(real)), len(real) + np.arange(len(real)))
+    return real.concat(other).take(index), is_real, index
+
+
+class _Stages:
+    """Seconds per stage of this run (a cached stage takes about nothing)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 2)
+        self._last = now
+
+
+def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
+    """The whole audit; returns the main report's dict (`extra`: target, generator quality,
+    ground truth, the stages and which came from the cache)."""
+
+    def say(message: str) -> None:
+        print(f"[audit-{inputs.modality}] {message}", file=sys.stderr, flush=True)
+
+    out_dir = prepare_output_dir(settings.out_dir)
+    cache = RunCache(Path(settings.cache_dir) if settings.cache_dir else out_dir / "cache")
+    stages = _Stages()
+    seed = settings.seed
+    given = isinstance(inputs.target, GivenTarget)
+
+    # ---- splits: the generator's members, the audit members, real non-members (none of the data
+    # is a non-member of a given model, which was trained on all of it)
+    wanted = [settings.generator_examples, settings.audit_members, 0 if given else settings.non_members]
+    sizes = split_sizes(len(inputs.data), wanted)
+    if min(sizes[:2]) < settings.min_examples:
+        raise InputError(f"{inputs.source} is too small: the audit needs at least {settings.min_examples} generator "
+                         f"examples and {settings.min_examples} audit members (it has {len(inputs.data)} examples).")
+    order = np.random.default_rng(seed_for(seed, "split")).permutation(len(inputs.data))
+    cuts = np.cumsum([0, *sizes])
+    generator_split, members, held_out = (inputs.data.take(order[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+    non_members = inputs.non_members if given else (held_out if len(held_out) else None)
+    identity = {**inputs.data_key, "seed": seed, "splits": wanted}
+    say(f"{inputs.source}: {len(generator_split)} generator examples, {len(members)} audit members, "
+        f"{0 if non_members is None else len(non_members)} real non-members")
+
+    trained_on = generator_split.concat(members)
+    if inputs.prepare is not None:
+        inputs.prepare(trained_on)
+
+    # ---- target
+    if given:
+        target, target_info, target_key = inputs.target.target, dict(inputs.target.info), inputs.target.key
+    else:
+        family = inputs.target.family
+        target_key = {**identity, "family": family.key}
+        record_path = cache.path("target-privacy", target_key, "json")
+
+        def build_target():
+            say(f"training the {inputs.target_name} target on {len(trained_on)} examples")
+            model, privacy = family.train(trained_on, seed_for(seed, "target"))
+            cache.json(record_path, lambda: {"privacy": privacy})
+            return model
+
+        model = cache.module(cache.path("target", target_key, "pt"), family.build, build_target)
+        privacy = cache.json(record_path, lambda: {"privacy": None})["privacy"]
+        target = family.target(model)
+        target_info = {**inputs.target.info, "trained_on": len(trained_on),
+                       "parameters": sum(p.numel() for p in model.parameters())}
+        if privacy is not None:
+            target_info |= {"target_epsilon": privacy["target_epsilon"], "delta": privacy["delta"],
+                            "spent_epsilon": privacy["epsilon_spent"], "dp": privacy}
+    for name, part in (("member", members), ("non_member", non_members)):
+        if part is not None and len(part):
+            signals = target.signals(part.inputs, part.labels)
+            target_info[f"{name}_loss_mean"] = float(signals.loss[:, 0].mean())
+            if signals.correct is not None:
+                target_info[f"{name}_accuracy"] = round(float(signals.correct[:, 0].mean()), 4)
+    stages.done("target")
+
+    # ---- generator: trained on the generator split only; its samples stand in for non-members
+    generator = inputs.generator
+    n_helper = settings.helper_examples if settings.helper_examples is not None else len(members)
+    generator_key = {**identity, "generator": generator.key}
+    synthetic_key = {**generator_key, "n": len(members), "helper_examples": n_helper}
+
+    fitted = []
+
+    def fit_generator():  # only when a stage that needs the trained generator is not cached
+        if not fitted:
+            say(f"training the {generator.name} generator on {len(generator_split)} examples")
+            generator.fit(generator_split, cache.path("generator", generator_key, "pt"), seed_for(seed, "generator"))
+            fitted.append(True)
+
+    def build_synthetic():
+        fit_generator()
+        labels = None
+        if generator.conditional:  # audit samples copy the members' labels; helper samples are class-balanced
+            classes = int(inputs.data.labels.max()) + 1
+            labels = np.concatenate([np.asarray(members.labels), np.arange(n_helper) % classes])
+        say(f"sampling {len(members) + n_helper} synthetic examples")
+        return generator.sample(len(members) + n_helper, labels, seed_for(seed, "synthetic"))
+
+    synthetic = cache.examples(cache.path("synthetic", synthetic_key, "pt"), members, build_synthetic)
+    synthetic_audit = synthetic.take(np.arange(len(members)))
+    synthetic_helper = synthetic.take(np.arange(len(members), len(synthetic)))
+    def build_quality():
+        fit_generator()
+        say(f"measuring the {generator.name} generator's quality")
+        return generator.quality(generator_split, synthetic_audit, non_members if non_members is not None else members,
+                                 seed_for(seed, "quality-features"))
+
+    quality = cache.json(cache.path("quality", synthetic_key, "json"), build_quality)
+    stages.done("generator")
+
+    # ---- helper: the target's architecture trained on synthetic examples only
+    helper_family = inputs.helper
+    helper_key = {**synthetic_key, "helper": helper_family.key}
+
+    def build_helper():
+        say(f"training the {helper_family.name} helper on {len(synthetic_helper)} synthetic examples")
+        return helper_family.train(synthetic_helper, seed_for(seed, "helper"))[0]
+
+    helper = helper_family.target(cache.module(cache.path("helper", helper_key, "pt"), helper_family.build, build_helper))
+    stages.done("helper")
+
+    # ---- baseline (helper signals) and MIA (target signals), each a learned classifier
+    mia_column = f"mia_{inputs.target_name.replace('-', '_').replace('.', '_')}_pred"
+    models = {"baseline_pred": helper, mia_column: target}
+    attack_key = {"target": target_key, "helper": helper_key, "attack": inputs.attack_key,
+                  "test_fraction": settings.test_fraction}
+
+    def scores_against(others: Examples, role: str, kind: str) -> pd.DataFrame:
+        say(f"training the baseline and MIA classifiers (real members vs {kind})")
+        n = min(len(members), len(others))
+        n_train = int(round(n * (1 - settings.test_fraction)))
+        real, other = members.take(np.arange(n)), others.take(np.arange(n))
+        train_index = np.r_[np.arange(n_train), n + np.arange(n_train)]
+        train_examples = real.concat(other).take(train_index)
+        is_member = np.r_[np.ones(n_train), np.zeros(n_train)]
+        test, is_real, test_index = mixed_test(real.take(np.arange(n_train, n)), other.take(np.arange(n_train, n)),
+                                               seed_for(seed, role))
+        table = {"member": is_real.astype(int)}
+        for position, (column, model) in enumerate(models.items(), start=1):
+            both = model.signals(real.inputs, real.labels).concat(model.signals(other.inputs, other.labels))
+            train_signals = both.take(train_index)
+            test_signals = both.take(np.r_[np.arange(n_train, n), n + np.arange(n_train, n)]).take(test_index)
+            attack = inputs.attack(seed_for(seed_for(seed, role), "classifier", position), f"{role}: {column}")
+            attack.fit(train_examples, train_signals, is_member)
+            table[column] = attack.score(test, test_signals)
+        return pd.DataFrame(table)
+
+    common = {"alpha": settings.alpha, "config": settings.config}
+    ground_truth = None
+    if non_members is not None and len(non_members):
+        gt_scores = cache.frame(cache.path("scores-ground-truth", {**attack_key, "n": len(non_members)}, "parquet"),
+                                lambda: scores_against(non_members, "ground-truth", "real non-members"))
+        gt_dir = out_dir / "ground-truth"
+        gt_report = write_report(gt_scores, gt_dir, extra={"target": target_info}, **common,
+                                 title=f"privaudit {inputs.modality} ground truth: {inputs.target_name} target vs real non-members")
+        ground_truth = ground_truth_summary(gt_report, gt_dir)
+        stages.done("ground_truth")
+    scores = cache.frame(cache.path("scores-panoramia", attack_key, "parquet"),
+                         lambda: scores_against(synthetic_audit, "panoramia", "synthetic non-members"))
+    stages.done("panoramia")
+
+    # ---- report
+    sections = [_target_section(target_info), generator.report_section(quality, generator_split, synthetic_audit)]
+    baseline_auc = metrics.auc(scores["member"].to_numpy(), scores["baseline_pred"].to_numpy())
+    saturated = bool(baseline_auc > SATURATED_BASELINE_AUC)
+    if saturated:
+        say(f"warning: the baseline tells synthetic from real examples almost perfectly (AUC {baseline_auc:.3f}); "
+            "eps_tilde is then capped near 0 and says little about the target: improve the generator")
+        sections.insert(0, _saturation_section(baseline_auc))
+    if ground_truth:
+        sections.append(ground_truth_section(ground_truth))
+    if cache.reused:
+        say(f"reused from the cache: {', '.join(dict.fromkeys(cache.reused))}")
+    return write_report(
+        scores, out_dir, sections=sections, **common,
+        title=f"privaudit {inputs.modality} PANORAMIA audit: {inputs.target_name} target on {inputs.source}",
+        extra={"target": target_info, "generator": generator.name, "generator_quality": quality,
+               "ground_truth": ground_truth, "baseline_saturated": saturated, "stage_seconds": stages.seconds,
+               "cached_stages": list(dict.fromkeys(cache.reused))},
+    )
+
+
+def _target_section(info: dict) -> ReportSection:
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in info.items() if k != "dp")
+    return ReportSection("Target", f"<table>{rows}</table>")
+
+
+def _saturation_section(baseline_auc: float) -> ReportSection:
+    return ReportSection("Warning: the generator limits this audit", (
+        f"<p>The baseline separates real members from synthetic examples almost perfectly (AUC {baseline_auc:.3f}), "
+        "so c_lb sits near the ceiling the test size allows and eps_tilde cannot show leakage. Train the "
+        "generator longer and compare with the ground truth below.</p>"))
+
+
