@@ -35,7 +35,7 @@ from privaudit.core.errors import InputError
 
 KINDS = ("nngp", "ntk")
 # Row blocks of about this many kernel entries keep the elementwise temporaries small.
-BLOCK_ENTRIES = 1 << 22
+BLOCK_ENTRIES = 1 << 18
 # cos(theta) is kept inside [-1 + eps, 1 - eps] so arccos has a finite gradient for the queries.
 _COS_MARGIN = 1e-12
 
@@ -66,7 +66,7 @@ class KernelSpec:
 
 
 def _relu(a, b, c, need_dot: bool):
-    norms = torch.sqrt(a * b)
+    norms = torch.sqrt(a) * torch.sqrt(b)  # square roots of the [n, 1] and [1, m] diagonals
     cos = (c / norms.clamp_min(1e-300)).clamp(-1 + _COS_MARGIN, 1 - _COS_MARGIN)
     theta = torch.arccos(cos)
     value = norms * (torch.sin(theta) + (math.pi - theta) * cos) / (2 * math.pi)
@@ -142,14 +142,22 @@ def as_rows(x) -> torch.Tensor:
 
 
 def kernel_matrix(x1: torch.Tensor, x2: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
-    """The kernel [n1, n2] of float64 rows, computed in row blocks without autograd."""
+    """The kernel [n1, n2] of float64 rows, computed in row blocks without autograd; when x2 is
+    x1, only the blocks on and above the diagonal, mirrored."""
+    symmetric = x2 is x1
     with torch.no_grad():
-        diag2 = layer_diagonals(x2, spec)
+        diag1, diag2 = layer_diagonals(x1, spec), layer_diagonals(x2, spec)
         out = torch.empty(len(x1), len(x2), dtype=torch.float64)
         step = max(1, BLOCK_ENTRIES // max(1, len(x2)))
         for start in range(0, len(x1), step):
-            block = x1[start : start + step]
-            out[start : start + step] = kernel_torch(block, x2, spec, diag2=diag2)
+            rows = slice(start, start + step)
+            columns = slice(start if symmetric else 0, len(x2))
+            block = kernel_torch(
+                x1[rows], x2[columns], spec, [d[rows] for d in diag1], [d[columns] for d in diag2]
+            )
+            out[rows, columns] = block
+            if symmetric:
+                out[columns, rows] = block.T
         return out
 
 
