@@ -140,9 +140,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(__file__).parent / "results" / "attacks_lood.json"
     results = json.loads(out.read_text()) if out.exists() else {}
-    results.update({"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()})
+    results["cpu_count"] = os.cpu_count()
     if not args.skip_scale:
-        results["scale"] = s = scale(args)
+        results["scale"] = s = {"torch_threads": torch.get_num_threads(), **scale(args)}
         print(f"n = {s['records']}: kernel {s['kernel_s']:.1f} s + Cholesky {s['factorisation_s']:.1f} s + "
               f"LOOD of 100 records {s['lood_100_s']:.2f} s = {s['total_s']:.1f} s (goal < 60 s)")  # fmt: skip
         print(f"direct solve: {np.mean(s['direct_seconds_per_record']):.1f} s per record on {s['direct_records_timed']} records "
@@ -150,7 +150,7 @@ def main() -> None:
               f"max relative KL difference {s['max_relative_kl_difference_direct_vs_rank_one']:.1e}; "
               f"load {s['loadavg_before']:.1f} -> {s['loadavg_after']:.1f}")  # fmt: skip
     if not args.skip_study:
-        results["ground_truth"] = g = study(args)
+        results["ground_truth"] = g = {"torch_threads": torch.get_num_threads(), **study(args)}
         c, d = g["kl_vs_auc"], g["mean_distance_vs_prediction_difference"]
         print(f"ground truth: {g['records']} records x {g['models']} networks in {g['wall_s']:.0f} s "
               f"(train accuracy {g['train_accuracy_mean']:.3f}, load {g['loadavg_before']:.1f} -> {g['loadavg_after']:.1f})")  # fmt: skip

