@@ -26,6 +26,7 @@ Gauss-Hermite quadrature and the kernels against Monte-Carlo over finite-width n
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,20 +146,32 @@ def kernel_matrix(x1: torch.Tensor, x2: torch.Tensor, spec: KernelSpec) -> torch
     """The kernel [n1, n2] of float64 rows, computed in row blocks without autograd; when x2 is
     x1, only the blocks on and above the diagonal, mirrored."""
     symmetric = x2 is x1
-    with torch.no_grad():
-        diag1, diag2 = layer_diagonals(x1, spec), layer_diagonals(x2, spec)
-        out = torch.empty(len(x1), len(x2), dtype=torch.float64)
-        step = max(1, BLOCK_ENTRIES // max(1, len(x2)))
-        for start in range(0, len(x1), step):
-            rows = slice(start, start + step)
-            columns = slice(start if symmetric else 0, len(x2))
+    diag1, diag2 = layer_diagonals(x1, spec), layer_diagonals(x2, spec)
+    out = torch.empty(len(x1), len(x2), dtype=torch.float64)
+    step = max(1, BLOCK_ENTRIES // max(1, len(x2)))
+
+    def fill(start: int) -> None:
+        rows = slice(start, start + step)
+        columns = slice(start if symmetric else 0, len(x2))
+        with torch.no_grad():  # grad mode is per thread
             block = kernel_torch(
                 x1[rows], x2[columns], spec, [d[rows] for d in diag1], [d[columns] for d in diag2]
             )
             out[rows, columns] = block
             if symmetric:
                 out[columns, rows] = block.T
-        return out
+
+    # One torch thread per block and blocks side by side: intra-op threads meet at a barrier after
+    # every small elementwise op, and on a busy machine each barrier waits for a descheduled thread
+    # (20x slower on two contended cores).
+    workers = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(fill, range(0, len(x1), step)))
+    finally:
+        torch.set_num_threads(workers)
+    return out
 
 
 def fc_kernel(
