@@ -14,13 +14,14 @@ from privaudit.attacks.lood.kernels import KernelSpec
 from privaudit.attacks.models import FCSpec
 from privaudit.attacks.references import ReferenceStore, in_out_design, train_reference_models
 from privaudit.attacks.signals import logit_scaled_confidence
-from privaudit.attacks.training import TrainConfig, seed_for
+from privaudit.attacks.training import TrainConfig
 from privaudit.core import metrics
 from privaudit.core.errors import InputError
 from privaudit.core.rundir import stable_key
+from privaudit.dp.randomness import seed_for
 from scipy import stats
 
-DESIGN_ROLE, TRAINING_ROLE = 11, 12
+DESIGN_ROLE, TRAINING_ROLE = "lood-in-out-design", "lood-networks"
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from privaudit.attacks.lood.groundtruth import GroundTruthConfig, choose_targets
 from privaudit.attacks.lood.kernels import KernelSpec, kernel_matrix
 from privaudit.attacks.lood.posterior import centred_one_hot, factorise, self_lood
 from privaudit.attacks.lood.queries import OptimisedQuery, QuerySettings, optimise_query
-from privaudit.attacks.training import seed_for
 from privaudit.core.errors import InputError
 from privaudit.core.report import ReportSection, write_page_report
 from privaudit.core.rundir import atomic_write_bytes, stable_key
+from privaudit.dp.randomness import seed_for
 from tqdm.auto import tqdm
 
-RECORDS_ROLE, QUERY_ROLE = 13, 14
+RECORDS_ROLE, QUERY_ROLE = "lood-scored-records", "lood-query-start"
 # Records whose LOOD is solved for at once: [n, block] float64 temporaries.
 LOOD_BLOCK = 512
 
