@@ -9,7 +9,8 @@ tools/bench/results/attacks_lood.json.
    records. There is no Fashion-MNIST on this machine, so the 10,000 records are the embedded
    MNIST subset (5,000 images) plus each image shifted right by one pixel.
 2. Ground truth: `audit-attacks lood` with --ground-truth on the default MNIST classes: in/out
-   FC networks per record, the Pearson and Spearman correlation of LOOD with per-record MIA AUC.
+   FC networks per record, the Pearson and Spearman correlation of LOOD with per-record MIA AUC,
+   once per --seeds run seed (the records are the same; the networks and their data differ).
 """
 
 import argparse
@@ -100,18 +101,18 @@ def scale(args) -> dict:
     }  # fmt: skip
 
 
-def study(args) -> dict:
+def study(args, seed: int) -> dict:
     load_before = _load()
     config = LoodConfig(
-        queries=0, top=0,
+        queries=0, top=0, seed=seed,
         ground_truth=GroundTruthConfig(records=args.gt_records, models=args.gt_models, epochs=args.gt_epochs, width=args.gt_width),
     )  # fmt: skip
-    out = Path(args.study_dir or tempfile.mkdtemp(prefix="lood-bench-"))
+    out = Path(args.study_dir or tempfile.mkdtemp(prefix="lood-bench-")) / f"seed-{seed}"
     start = time.perf_counter()
     report = run_lood(config, out, progress=not args.quiet)
     truth = report["ground_truth"]
     return {
-        "run_dir": str(out), "data": report["data"], "classes": report["classes"],
+        "seed": seed, "run_dir": str(out), "data": report["data"], "classes": report["classes"],
         "records_in_training_set": report["records"], "kernel": report["kernel"], "sigma2": report["sigma2"],
         "wall_s": time.perf_counter() - start, "loadavg_before": load_before, "loadavg_after": _load(),
         **{k: truth[k] for k in ("records", "models", "model", "training", "train_accuracy_mean",
@@ -132,7 +133,16 @@ def main() -> None:
     parser.add_argument("--gt-models", type=int, default=64)
     parser.add_argument("--gt-epochs", type=int, default=20)
     parser.add_argument("--gt-width", type=int, default=512)
-    parser.add_argument("--study-dir", help="run directory of the study (reused to resume)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="one study per run seed (in/out design, initialisation, batch order)",
+    )
+    parser.add_argument(
+        "--study-dir", help="parent of the studies' run directories (reused to resume)"
+    )
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-study", action="store_true")
     parser.add_argument("--quiet", action="store_true")
@@ -150,16 +160,15 @@ def main() -> None:
               f"max relative KL difference {s['max_relative_kl_difference_direct_vs_rank_one']:.1e}; "
               f"load {s['loadavg_before']:.1f} -> {s['loadavg_after']:.1f}")  # fmt: skip
     if not args.skip_study:
-        results["ground_truth"] = g = {"torch_threads": torch.get_num_threads(), **study(args)}
-        c, d = g["kl_vs_auc"], g["mean_distance_vs_prediction_difference"]
-        print(f"ground truth: {g['records']} records x {g['models']} networks in {g['wall_s']:.0f} s "
-              f"(train accuracy {g['train_accuracy_mean']:.3f}, load {g['loadavg_before']:.1f} -> {g['loadavg_after']:.1f})")  # fmt: skip
-        print(
-            f"  KL LOOD vs MIA AUC: Pearson {c['pearson']:.3f} (p {c['pearson_p']:.2g}), Spearman {c['spearman']:.3f} (p {c['spearman_p']:.2g})"
-        )
-        print(
-            f"  mean-distance LOOD vs mean-logit difference: Pearson {d['pearson']:.3f}, Spearman {d['spearman']:.3f}"
-        )
+        results["ground_truth"] = []
+        for seed in args.seeds:
+            g = {"torch_threads": torch.get_num_threads(), **study(args, seed)}
+            results["ground_truth"].append(g)
+            c, d = g["kl_vs_auc"], g["mean_distance_vs_prediction_difference"]
+            print(f"ground truth, seed {seed}: {g['records']} records x {g['models']} networks in {g['wall_s']:.0f} s "
+                  f"(train accuracy {g['train_accuracy_mean']:.3f}, load {g['loadavg_before']:.1f} -> {g['loadavg_after']:.1f})")  # fmt: skip
+            print(f"  KL LOOD vs MIA AUC: Pearson {c['pearson']:.3f} (p {c['pearson_p']:.2g}), Spearman {c['spearman']:.3f} (p {c['spearman_p']:.2g})")  # fmt: skip
+            print(f"  mean-distance LOOD vs mean-logit difference: Pearson {d['pearson']:.3f}, Spearman {d['spearman']:.3f}")  # fmt: skip
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -51,7 +51,7 @@ def add_lood_parser(commands, threads_help: str, device_help: str) -> None:
     lood.add_argument(
         "--queries", type=int, default=4, help="top records that get an optimised query"
     )
-    lood.add_argument("--query-steps", type=int, default=200, help="Adam steps per query")
+    lood.add_argument("--query-steps", type=int, default=200, help="Adam steps per start")
     lood.add_argument(
         "--query-lr", type=float, default=0.05, help="Adam learning rate for the query"
     )
@@ -60,6 +60,9 @@ def add_lood_parser(commands, threads_help: str, device_help: str) -> None:
         default="noise",
         choices=("noise", "data"),
         help="start from noise or from another training record",
+    )
+    lood.add_argument(
+        "--query-restarts", type=int, default=3, help="starts per query; the best query wins"
     )
     lood.add_argument(
         "--ground-truth",
@@ -112,7 +115,8 @@ def run_lood_command(args: argparse.Namespace, device) -> None:
         data=args.data, classes=_classes(args.classes, args.data), records=args.records, sigma2=args.sigma2,
         kernel=KernelSpec(depth=args.depth, w_std=args.w_std, b_std=args.b_std, activation=args.activation, kind=args.kind),
         top=args.top, queries=args.queries,
-        query=QuerySettings(steps=args.query_steps, lr=args.query_lr, init=args.query_init),
+        query=QuerySettings(steps=args.query_steps, lr=args.query_lr, init=args.query_init,
+                            restarts=args.query_restarts),
         ground_truth=GroundTruthConfig(records=args.ground_truth, models=args.gt_models, width=args.gt_width,
                                        epochs=args.gt_epochs, lr=args.gt_lr),
         seed=args.seed,

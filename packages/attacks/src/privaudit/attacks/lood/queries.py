@@ -22,14 +22,18 @@ INITS = ("noise", "data")
 
 @dataclass(frozen=True)
 class QuerySettings:
+    """Adam `steps` at learning rate `lr` from each of `restarts` starts; the best query wins."""
+
     steps: int = 200
     lr: float = 0.05
     init: str = "noise"
+    restarts: int = 3
 
     def __post_init__(self):
-        if self.steps < 1 or not self.lr > 0:
+        if self.steps < 1 or not self.lr > 0 or self.restarts < 1:
             raise InputError(
-                f"query optimisation needs steps >= 1 and lr > 0, got {self.steps} and {self.lr}"
+                "query optimisation needs steps >= 1, lr > 0 and restarts >= 1, got "
+                f"{self.steps}, {self.lr} and {self.restarts}"
             )
         if self.init not in INITS:
             raise InputError(f"query init must be 'noise' or 'data', got {self.init!r}")
@@ -74,14 +78,9 @@ def optimise_query(
     settings: QuerySettings, seed: int,
 ) -> OptimisedQuery:  # fmt: skip
     """Adam on one query row to maximise the KL LOOD of `record` (rows [n, d] float64, the
-    training set `factor` was built on); keeps the best query seen."""
+    training set `factor` was built on), from `settings.restarts` starts; keeps the best query
+    seen. A single start often climbs to a local optimum far from the record."""
     rng = np.random.default_rng(seed)
-    if settings.init == "noise":
-        low, high = rows.min(dim=0).values.numpy(), rows.max(dim=0).values.numpy()
-        start, start_record = torch.from_numpy(rng.uniform(low, high)), None
-    else:
-        start_record = int(rng.choice(np.delete(np.arange(len(rows)), record)))
-        start = rows[start_record].clone()
     diag_rows = layer_diagonals(rows, spec)
     p = precision_diagonal(factor, [record])
 
@@ -96,16 +95,25 @@ def optimise_query(
         )
         return kl[0]
 
-    query = start.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([query], lr=settings.lr)
-    best_value, best_query = -np.inf, start.clone()
-    for _ in range(settings.steps + 1):
-        value = lood(query)
-        if torch.isfinite(value) and value.item() > best_value:
-            best_value, best_query = value.item(), query.detach().clone()
-        optimiser.zero_grad()
-        (-value).backward()
-        optimiser.step()
+    low, high = rows.min(dim=0).values.numpy(), rows.max(dim=0).values.numpy()
+    others = np.delete(np.arange(len(rows)), record)
+    best_value, best_query, start, start_record = -np.inf, None, None, None
+    for _ in range(settings.restarts):
+        if settings.init == "noise":
+            this_start, this_record = torch.from_numpy(rng.uniform(low, high)), None
+        else:
+            this_record = int(rng.choice(others))
+            this_start = rows[this_record].clone()
+        query = this_start.clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([query], lr=settings.lr)
+        for _ in range(settings.steps + 1):
+            value = lood(query)
+            if torch.isfinite(value) and value.item() > best_value:
+                best_value, best_query = value.item(), query.detach().clone()
+                start, start_record = this_start, this_record
+            optimiser.zero_grad()
+            (-value).backward()
+            optimiser.step()
     with torch.no_grad():
         at_start = float(lood(start))
         at_record = float(self_lood(factor, [record])[0][0])
