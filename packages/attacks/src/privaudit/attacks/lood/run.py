@@ -21,7 +21,7 @@ from privaudit.attacks.lood.posterior import centred_one_hot, factorise, self_lo
 from privaudit.attacks.lood.queries import OptimisedQuery, QuerySettings, optimise_query
 from privaudit.core.errors import InputError
 from privaudit.core.report import ReportSection, write_page_report
-from privaudit.core.rundir import atomic_write_bytes, stable_key
+from privaudit.core.rundir import atomic_write_bytes, prepare_output_dir, stable_key
 from privaudit.dp.randomness import seed_for
 from tqdm.auto import tqdm
 
@@ -101,7 +101,8 @@ def run_lood(
     report.json's dict. Only the ground-truth networks use `device`."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    out_dir, data = Path(out_dir), load_lood_data(config.data, config.classes)
+    data = load_lood_data(config.data, config.classes)
+    out_dir = prepare_output_dir(out_dir)
     if config.ground_truth.records > (config.records or len(data.labels)):
         raise InputError(
             f"--ground-truth {config.ground_truth.records} is more than the records scored"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from privaudit.core.report import (
     ground_truth_summary,
     write_report,
 )
-from privaudit.core.rundir import StageCache, atomic_write_bytes, prepare_output_dir
+from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json, prepare_output_dir
 from privaudit.dp.randomness import seed_for
 from torch import nn
 
@@ -206,11 +207,11 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         def build_target():
             say(f"training the {inputs.target_name} target on {len(trained_on)} examples")
             model, privacy = family.train(trained_on, seed_for(seed, "target"))
-            cache.json(record_path, lambda: {"privacy": privacy})
+            atomic_write_json(record_path, {"privacy": privacy})
             return model
 
         model = cache.module(cache.path("target", target_key, "pt"), family.build, build_target)
-        privacy = cache.json(record_path, lambda: {"privacy": None})["privacy"]
+        privacy = json.loads(record_path.read_text())["privacy"] if record_path.exists() else None
         target = family.target(model)
         target_info = {**inputs.target.info, "trained_on": len(trained_on),
                        "parameters": sum(p.numel() for p in model.parameters())}
