@@ -1,4 +1,4 @@
-"""audit-attacks: membership inference with reference models, and the one-run DP audit."""
+"""audit-attacks: membership inference with reference models, the one-run DP audit, and LOOD."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from privaudit.attacks.devices import DEVICE_HELP
+from privaudit.attacks.lood.command import add_lood_parser, run_lood_command
 from privaudit.core.errors import CliParser, InputError, run_cli
 
 # vmapped small convolutions back-propagate up to 15x slower on two contended threads than on one
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     one_run.add_argument("--dp", action="store_true", help="train with DP-SGD at dp.target_epsilon")
     one_run.add_argument("--quiet", action="store_true", help="no progress bars")
     one_run.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    add_lood_parser(commands, THREADS_HELP, DEVICE_HELP)
     return parser
 
 
@@ -73,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{column:28s} AUC {stats['auc']:.3f}  TPR@1%FPR {stats['tpr_at_fpr']['0.01']:.3f}  TPR@0.1%FPR {stats['tpr_at_fpr']['0.001']:.3f}"
                 )
+        elif args.command == "lood":
+            from privaudit.attacks.devices import resolve_device
+
+            run_lood_command(args, resolve_device(args.device))
         else:
             from privaudit.attacks.one_run import run_one_run
 

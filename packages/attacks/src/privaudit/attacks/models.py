@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -48,9 +50,68 @@ class MLP(nn.Sequential):
         )  # fmt: skip
 
 
+class Erf(nn.Module):
+    def forward(self, x):
+        return torch.erf(x)
+
+
+# The activations whose NNGP/NTK privaudit.attacks.lood computes in closed form.
+FC_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "erf": Erf}
+
+
+@dataclass(frozen=True)
+class FCSpec(ModelSpec):
+    """A fully connected network of `depth` hidden layers of `width` units in the NTK
+    parameterisation: the finite-width network whose kernels privaudit.attacks.lood computes."""
+
+    kind: str = "fc"
+    depth: int = 2
+    activation: str = "relu"
+    w_std: float = math.sqrt(2.0)
+    b_std: float = 0.0
+
+    def __post_init__(self):
+        if self.kind != "fc" or self.depth < 1 or self.width < 1 or self.num_classes < 2:
+            raise ValueError("an FC model needs kind 'fc', depth, width >= 1 and num_classes >= 2")
+        if self.activation not in FC_ACTIVATIONS:
+            names = ", ".join(FC_ACTIVATIONS)
+            raise ValueError(f"FC activation must be one of {names}, got {self.activation!r}")
+        if not (self.w_std > 0 and self.b_std >= 0):
+            raise ValueError("FC models need w_std > 0 and b_std >= 0")
+
+
+class NTKLinear(nn.Module):
+    """A dense layer in the NTK parameterisation: standard-normal parameters, the weights scaled
+    by w_std / sqrt(fan_in) and the bias by b_std in the forward pass."""
+
+    def __init__(self, fan_in: int, fan_out: int, w_std: float, b_std: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_out, fan_in))
+        self.bias = nn.Parameter(torch.randn(fan_out))
+        self.weight_scale, self.bias_scale = w_std / math.sqrt(fan_in), b_std
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.weight_scale, self.bias * self.bias_scale)
+
+
+class FCNet(nn.Sequential):
+    """Flatten, `depth` x (NTKLinear, activation), NTKLinear readout."""
+
+    def __init__(self, spec: FCSpec):
+        fan_in = math.prod(spec.input_shape)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for _ in range(spec.depth):
+            layers.append(NTKLinear(fan_in, spec.width, spec.w_std, spec.b_std))
+            layers.append(FC_ACTIVATIONS[spec.activation]())
+            fan_in = spec.width
+        super().__init__(*layers, NTKLinear(fan_in, spec.num_classes, spec.w_std, spec.b_std))
+
+
 def build_model(spec: ModelSpec, seed: int) -> nn.Module:
     """A freshly initialised model; the same seed always gives the same weights."""
-    architecture = {"cnn": SmallCNN, "mlp": MLP}[spec.kind]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if isinstance(spec, FCSpec):
+            return FCNet(spec)
+        architecture = {"cnn": SmallCNN, "mlp": MLP}[spec.kind]
         return architecture(tuple(spec.input_shape), spec.num_classes, spec.width)

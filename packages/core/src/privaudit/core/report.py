@@ -389,8 +389,15 @@ def write_report(
     for section in sections:
         files.update(dict(section.images))
 
-    out_dir = Path(out_dir)
-    # Stage inside an existing run directory (prepare_output_dir checked that one is writable).
+    _publish(files, Path(out_dir))
+    return report
+
+
+def _publish(files: Mapping[str, bytes], out_dir: Path) -> None:
+    """Write every file into a staging folder, then move them in all at once: inside an existing
+    run directory (prepare_output_dir checked it is writable), else beside the new one."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a directory.")
     if out_dir.is_dir():
         staging = make_staging_dir(out_dir, ".report-")
     else:
@@ -403,4 +410,50 @@ def write_report(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def write_page_report(
+    out_dir,
+    report: Mapping,
+    *,
+    summary_html: str,
+    sections: Sequence[ReportSection] = (),
+    files: Mapping[str, bytes] | None = None,
+    config: Mapping | None = None,
+    seed: int | None = None,
+) -> dict:
+    """A run that is not a membership audit of a scores table (a ranking, a landscape): write
+    report.json (`report`, which holds a `title`), a self-contained report.html (the summary, then
+    each section with its images), config.json, provenance.json, the sections' PNGs and `files`
+    into `out_dir`, all or nothing. Returns report.json's dict."""
+    if "title" not in report:
+        raise ValueError("a page report needs a 'title'")
+    report = to_jsonable(dict(report))
+    title = html.escape(str(report["title"]))
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}",
+        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}",
+        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}",
+        f"img{{max-width:1000px}}</style></head><body><h1>{title}</h1>{summary_html}",
+    ]
+    published: dict[str, bytes] = {}
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>{section.html}")
+        parts.append("".join(_img(name, data) for name, data in section.images))
+        published.update(dict(section.images))
+    parts.append("</body></html>\n")
+    extra = dict(files or {})
+    reserved = {"report.json", "report.html", "config.json", "provenance.json"}
+    clash = (set(published) & set(extra)) | (reserved & (set(published) | set(extra)))
+    if clash:
+        raise ValueError(f"page report file names clash: {sorted(clash)}")
+    published.update(extra)
+    published.update({
+        "report.json": dumps_json(report).encode(),
+        "report.html": "".join(parts).encode(),
+        "config.json": dumps_json(dict(config or {})).encode(),
+        "provenance.json": dumps_json(provenance(seed=seed)).encode(),
+    })  # fmt: skip
+    _publish(published, Path(out_dir))
     return report
