@@ -196,7 +196,9 @@ def test_random_scores_give_no_bound_at_any_member_fraction(tmp_path, fraction):
     swept = bounds.panoramia_bounds(labels, columns, thresholds=100)
     assert swept["c_lb"] <= 0.05 and swept["curves"]["mia_pred"].eps_max <= 0.05
     if fraction <= 0.5:
-        with_delta = bounds.panoramia_bounds(labels, columns, delta=1e-5)
+        with_delta = bounds.panoramia_bounds(
+            labels, columns, delta=1e-8
+        )  # small: a real delta term
         assert with_delta["c_lb"] <= 0.05 and with_delta["curves"]["mia_pred"].eps_max <= 0.05
     else:
         with pytest.raises(InputError, match="use --delta 0, or a balanced table"):
@@ -333,3 +335,17 @@ def test_validate_and_rundir_helpers(tmp_path):
     atomic_write_json(tmp_path / "x.json", {"v": np.float64(1.5), "n": float("nan")})
     assert json.loads((tmp_path / "x.json").read_text()) == {"v": 1.5, "n": None}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_a_design_prior_of_one_half_allows_delta_on_a_table_unbalanced_by_chance(tmp_path):
+    """One-run canaries and PANORAMIA's test mix are members with probability 1/2 each: stating
+    that prior keeps Steinke et al.'s bound (delta > 0 included) whatever the realised fraction."""
+    table = member_fraction_table(0.52, leak=3.0)
+    with pytest.raises(InputError, match="520 of 1000 rows are members"):
+        write_report(table, tmp_path / "refused", delta=1e-8)
+    report = write_report(table, tmp_path / "r", delta=1e-8, member_prior=0.5)
+    assert report["member_prior"] == 0.5 and report["member_fraction"] == pytest.approx(0.52)
+    labels, scores = table["member"].to_numpy(), table["mia_pred"].to_numpy()
+    level = bounds.panoramia_level(0.05, np.unique(scores).size)
+    curve = bounds.eps_lb_curve(labels, scores, level=level, delta=1e-8, member_prior=0.5)
+    assert report["columns"]["mia_pred"]["eps_lb"] == curve.eps_max > 0
