@@ -268,3 +268,53 @@ def test_interrupted_reconstructor_training_resumes_where_it_stopped(tmp_path):
     assert resumed_losses == pytest.approx(losses)
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_ray_local_cluster_trains_the_same_heads(tmp_path):
+    ray = pytest.importorskip("ray")
+    features, labels = _pool()
+    layout = StoreLayout(48, 16, 90, 10)
+    local, on_ray = HeadStore(tmp_path / "local", layout), HeadStore(tmp_path / "ray", layout)
+    shadow.train_shadow_heads(local, features, labels, _job(), progress=False)
+    try:
+        trained = shadow.train_shadow_heads(
+            on_ray, features, labels, _job(), ray_address="local", progress=False
+        )
+    finally:
+        ray.shutdown()
+    assert trained == [0, 1, 2]
+    for chunk in range(3):  # a Ray worker trains exactly the heads a local process would
+        for got, want in zip(on_ray.load(chunk), local.load(chunk), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_heads_trained_on_cuda_match_the_cpu(kind):
+    config = HeadConfig(kind=kind)
+    x, labels, positive = _data(64)
+    initial = initial_heads(64, x.shape[2], CLASSES, config, torch.Generator().manual_seed(1))
+    cpu = train_heads(initial, x, labels, CLASSES, config, epochs=32, positive=positive)
+    cuda = train_heads(
+        initial.cuda(),
+        x.cuda(),
+        labels.cuda(),
+        CLASSES,
+        config,
+        epochs=32,
+        positive=positive.cuda(),
+    )
+    torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-4, atol=1e-5)
+    # DP on the device: Poisson masks from a CUDA generator, noise of the accounted scale
+    step = DPSchedule(
+        noise_multiplier=1.3, sample_rate=0.9, steps=1, max_grad_norm=4.0, delta=0.08, epsilon=5.0
+    )
+    zero = HeadConfig(kind=kind, init_std=0.0, weight_decay=0.0, lr=1.0)
+    flat = initial_heads(2000, 16, CLASSES, zero, torch.Generator(device="cuda").manual_seed(0))
+    noisy = train_heads(flat, torch.zeros(2000, CLASSES, 16, device="cuda"), torch.arange(CLASSES, device="cuda").expand(2000, -1),
+                        CLASSES, zero, epochs=1, positive=torch.zeros(2000, dtype=torch.long, device="cuda"), dp=step,
+                        sampling=torch.Generator(device="cuda").manual_seed(5))  # fmt: skip
+    first_layer = noisy[:, : (CLASSES if kind == "linear" else zero.hidden) * 16]
+    # zero features: the first layer's step is the noise alone
+    expected = step.noise_multiplier * step.max_grad_norm / (step.sample_rate * CLASSES)
+    assert abs(first_layer.std().item() / expected - 1) < 0.02

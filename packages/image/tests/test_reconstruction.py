@@ -76,6 +76,10 @@ def test_reconstruct_one_vs_rest_heads_with_dp(tmp_path, capsys):
         (["--config", "/nonexistent.yaml"], "cannot read the config file /nonexistent.yaml"),
         (["--heads", "cnn"], "invalid choice: 'cnn'"),
         (["--set", "attacked_images=2000", "--data", "digits"], "the data has 1797 images"),
+        (
+            ["--data", "digits", "--set", "attacked_images=30", "--set", "class_size=4"],
+            "fewer than class_size 4",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(tmp_path, capsys, args, message):

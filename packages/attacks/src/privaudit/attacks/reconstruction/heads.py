@@ -230,7 +230,7 @@ def train_heads(
     if dp is None:
         steps, uniform = epochs, torch.full((count, examples), 1 / examples, device=device)
     else:
-        if sampling is None or sampling.device != device:
+        if sampling is None or sampling.device.type != device.type:
             raise ValueError("DP heads need a sampling generator on the features' device")
         steps, noise = dp.steps, torch.Generator(device=device)
         noise.manual_seed(secrets.randbits(63))

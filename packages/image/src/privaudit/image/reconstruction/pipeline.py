@@ -6,6 +6,7 @@ under a key of the settings that decide it, so a rerun reuses it and an interrup
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from privaudit.attacks.reconstruction.shadow import ShadowJob, train_shadow_head
 from privaudit.attacks.reconstruction.store import HeadStore, StoreLayout
 from privaudit.attacks.training import seed_for
 from privaudit.core.errors import InputError
-from privaudit.core.rundir import StageCache, stable_key
+from privaudit.core.rundir import StageCache, atomic_write_json, stable_key
 from privaudit.image import data as image_data
 from privaudit.image.models import ccexam_mnist
 from privaudit.image.reconstruction import backbone as backbones
@@ -58,15 +59,23 @@ def _load(data: str) -> image_data.ImageData:
 
 
 def split_pools(
-    labels: np.ndarray, attacked: int, backbone: int, seed: int
+    labels: np.ndarray, attacked: int, backbone: int, seed: int, class_size: int
 ) -> dict[str, np.ndarray]:
-    """Disjoint index sets: attacked, backbone (may be empty) and shadow (the rest)."""
+    """Disjoint index sets: attacked, backbone (may be empty) and shadow (the rest); the attacked
+    and shadow pools must hold class_size images of every class."""
     if attacked + backbone >= len(labels):
         raise InputError(f"the data has {len(labels)} images, not more than the {attacked + backbone} "
                          f"that attacked_images + backbone_images hold back from the shadow pool.")  # fmt: skip
     order = np.random.default_rng(seed_for(seed, SPLIT_ROLE)).permutation(len(labels))
-    return {"attacked": np.sort(order[:attacked]), "backbone": np.sort(order[attacked : attacked + backbone]),
-            "shadow": np.sort(order[attacked + backbone :])}  # fmt: skip
+    pools = {"attacked": np.sort(order[:attacked]), "backbone": np.sort(order[attacked : attacked + backbone]),
+             "shadow": np.sort(order[attacked + backbone :])}  # fmt: skip
+    classes = int(labels.max()) + 1
+    for name in ("attacked", "shadow"):
+        counts = np.bincount(labels[pools[name]], minlength=classes)
+        if counts.min() < class_size:
+            raise InputError(f"the {name} pool holds {counts.min()} images of class {counts.argmin()}, fewer "
+                             f"than class_size {class_size}; give more images or a smaller class_size.")  # fmt: skip
+    return pools
 
 
 def _backbone(config: ReconstructionConfig, data, pools, cache: StageCache, device, progress):
@@ -99,14 +108,21 @@ def _backbone(config: ReconstructionConfig, data, pools, cache: StageCache, devi
 
 
 def _heads(store_dir: Path, features, labels, job: ShadowJob, count: int, chunk: int, parameters: int,
-           ray_address, progress, desc) -> tuple[HeadStore, float, int]:  # fmt: skip
-    """The store of `count` heads, trained where missing; (store, seconds, heads trained now)."""
+           ray_address, progress, desc) -> tuple[HeadStore, dict]:  # fmt: skip
+    """The store of `count` heads, trained where missing; (store, {heads, seconds} of training,
+    summed over every run that trained some of them)."""
     layout = StoreLayout(count, chunk, parameters, job.classes * job.class_size)
     store = HeadStore(store_dir, layout)
+    record = store_dir / "training-time.json"
+    spent = json.loads(record.read_text()) if record.exists() else {"heads": 0, "seconds": 0.0}
     started = time.perf_counter()
     trained = train_shadow_heads(store, torch.from_numpy(features), labels, job, ray_address=ray_address,
                                  progress=progress, desc=desc)  # fmt: skip
-    return store, time.perf_counter() - started, sum(layout.chunks()[c][1] for c in trained)
+    if trained:
+        spent = {"heads": spent["heads"] + sum(layout.chunks()[c][1] for c in trained),
+                 "seconds": spent["seconds"] + time.perf_counter() - started}  # fmt: skip
+        atomic_write_json(record, spent)
+    return store, spent
 
 
 def _inputs_and_targets(batches: HeadBatches, standardised: np.ndarray, sets: np.ndarray, positive: np.ndarray,
@@ -144,7 +160,7 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
         if config.backbone == "pretrained" and not config.backbone_data
         else 0
     )
-    pools = split_pools(labels, config.attacked_images, held_back, config.seed)
+    pools = split_pools(labels, config.attacked_images, held_back, config.seed, config.class_size)
     model, backbone_key, backbone_seen, backbone_acc = _backbone(
         config, data, pools, cache, device, progress
     )
@@ -173,13 +189,12 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
         )
 
     shadow = pools["shadow"]
-    shadow_store, seconds, trained = _heads(
+    shadow_store, shadow_time = _heads(
         cache.root / f"shadow-{stable_key({**key, 'count': config.shadow_heads, 'chunk': config.chunk_size})}",
         features[shadow], labels[shadow], job(SHADOW), config.shadow_heads, config.chunk_size, parameters,
         ray_address, progress, "shadow heads",
     )  # fmt: skip
-    timings["shadow_heads_s"] = seconds
-    heads_per_second = trained / seconds if trained else None
+    timings["shadow_heads_training_s"] = shadow_time["seconds"]
     stats = shadow_store.stats()
 
     row_width = (
@@ -197,12 +212,12 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
     timings["reconstructor_s"] = time.perf_counter() - started_reconstructor
 
     attacked = pools["attacked"]
-    attacked_store, seconds, _ = _heads(
+    attacked_store, attacked_time = _heads(
         cache.root / f"attacked-{stable_key({**key, 'count': config.attacked_heads, 'chunk': config.chunk_size})}",
         features[attacked], labels[attacked], job(ATTACKED), config.attacked_heads, config.chunk_size, parameters,
         ray_address, progress, "attacked heads",
     )  # fmt: skip
-    timings["attacked_heads_s"] = seconds
+    timings["attacked_heads_training_s"] = attacked_time["seconds"]
 
     started_eval = time.perf_counter()
     real = HeadBatches(attacked_store, stats, targets[attacked], classes, config.class_size, config.conditional,
@@ -237,7 +252,7 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
         "head_epochs": epochs, "head_lr": heads.learning_rate, "head_weight_decay": heads.decay,
         "standardised_dimension": stats.dimension,
         "shadow_heads": config.shadow_heads, "attacked_heads": config.attacked_heads,
-        "shadow_heads_per_second": heads_per_second, "reconstructor_steps": config.reconstructor.steps,
+        "shadow_heads_per_second": shadow_time["heads"] / max(shadow_time["seconds"], 1e-9), "reconstructor_steps": config.reconstructor.steps,
         "reconstructor_batch_size": config.reconstructor.batch_size, "reconstructor_width": config.reconstructor.width,
         "reconstructor_parameters": sum(p.numel() for p in reconstructor.parameters()),
         "conditional": config.conditional, "final_loss": float(np.mean(losses[-50:])),
