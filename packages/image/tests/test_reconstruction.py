@@ -90,3 +90,13 @@ def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(tmp_path, capsys
         err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err
     )
     assert not (out / "report.json").exists()
+
+
+@pytest.mark.parametrize("name", ["paper-mnist-n10", "paper-mnist-n10-dp-eps10"])
+def test_the_papers_scale_ships_as_a_config(name):
+    from privaudit.image.reconstruction.config import load
+
+    config = load(name)
+    assert config.shadow_heads == 2_560_000 and config.reconstructor.steps == 1_000_000
+    assert config.reconstructor.width == 256 and config.heads.kind == "linear"
+    assert (config.dp.epsilon is None) == (name == "paper-mnist-n10")

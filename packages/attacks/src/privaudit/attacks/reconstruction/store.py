@@ -114,9 +114,12 @@ class HeadStore:
             np.load(self._path(chunk, "positive"), allow_pickle=False),
         )
 
-    def stats(self) -> WeightStats:
-        """Mean / std / correlation over every head, accumulated chunk by chunk in float64 and
-        cached in `stats.npz` (recomputed when that file is missing)."""
+    def stats(self, device="cpu") -> WeightStats:
+        """Mean / std / correlation over every head, accumulated chunk by chunk in float64 (the
+        P x P sums on `device`: a GPU makes millions of heads quick) and cached in `stats.npz`
+        (recomputed when that file is missing)."""
+        import torch
+
         path = self.directory / "stats.npz"
         if self.missing():
             raise ValueError("weight statistics need every chunk trained")
@@ -125,16 +128,18 @@ class HeadStore:
                 return WeightStats(saved["mean"], saved["std"], saved["keep"], saved["correlation"])
         p = self.layout.parameters
         # sums about the first chunk's mean: E[ww'] - mm' about 0 would cancel away small variances
-        shift = np.asarray(self.load(0)[0], dtype=np.float64).mean(0)
-        total, sums, outer = 0, np.zeros(p), np.zeros((p, p))
+        shift = torch.from_numpy(np.asarray(self.load(0)[0], dtype=np.float64).mean(0)).to(device)
+        total = 0
+        sums = torch.zeros(p, dtype=torch.float64, device=device)
+        outer = torch.zeros(p, p, dtype=torch.float64, device=device)
         for chunk in range(len(self.layout.chunks())):
-            w = np.asarray(self.load(chunk)[0], dtype=np.float64) - shift
+            w = torch.from_numpy(np.array(self.load(chunk)[0], dtype=np.float64)).to(device) - shift
             total += len(w)
             sums += w.sum(0)
             outer += w.T @ w
         offset = sums / total
-        mean = shift + offset
-        covariance = outer / total - np.outer(offset, offset)
+        mean = (shift + offset).cpu().numpy()
+        covariance = (outer / total - torch.outer(offset, offset)).cpu().numpy()
         std = np.sqrt(np.clip(np.diag(covariance), 0, None))
         keep = std > MIN_STD
         kept = covariance[np.ix_(keep, keep)] / np.outer(std[keep], std[keep])

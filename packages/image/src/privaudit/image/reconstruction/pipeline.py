@@ -195,7 +195,7 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
         ray_address, progress, "shadow heads",
     )  # fmt: skip
     timings["shadow_heads_training_s"] = shadow_time["seconds"]
-    stats = shadow_store.stats()
+    stats = shadow_store.stats(device)
 
     row_width = (
         features.shape[1] if heads.kind == "linear" and config.reconstructor.class_row else None
