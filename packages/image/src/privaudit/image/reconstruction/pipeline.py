@@ -260,9 +260,10 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
                                             "accountant": config.dp.accountant},
         "attacked_head_accuracy_mean": float(accuracy.mean()), "device": str(device),
     }  # fmt: skip
+    shown = config.grid_heads * (
+        1 if config.conditional else classes
+    )  # one image per head when unconditional
     return write_reconstruction_report(
         out_dir, config=config, facts=facts, rates=rates, timings=timings, losses=losses, h0=h0, h1=h1,
-        grid=(target_images[: config.grid_heads], rebuilt[: config.grid_heads], rebuilt_h1[: config.grid_heads],
-              h0[: config.grid_heads]),
-        argv=argv,
+        grid=(target_images[:shown], rebuilt[:shown], rebuilt_h1[:shown], h0[:shown]), argv=argv,
     )  # fmt: skip

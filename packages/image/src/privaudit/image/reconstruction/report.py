@@ -41,7 +41,17 @@ def grid_png(
 ) -> bytes:
     """Three rows per head: the training image of each group nearest its reconstruction, the
     reconstruction from the real head (green frame: min-MSE <= threshold, red: above), and the
-    reconstruction from H1 random weights (grey frame)."""
+    reconstruction from H1 random weights (grey frame). With one image per head, rows of 10 heads."""
+    if (
+        rebuilt.shape[1] == 1 and len(rebuilt) > 1
+    ):  # one image per head (one-vs-rest): heads in rows of 10
+        rows_of = min(10, len(rebuilt))
+        n = len(rebuilt) // rows_of * rows_of
+        targets, rebuilt, rebuilt_h1 = (
+            t[:n].reshape(n // rows_of, rows_of, *t.shape[2:])
+            for t in (targets, rebuilt, rebuilt_h1)
+        )
+        h0 = h0[:n].reshape(n // rows_of, rows_of)
     nearest = (rebuilt.unsqueeze(2) - targets).square().mean((-3, -2, -1)).argmin(2)  # [H, G]
     rows = []
     for h in range(len(rebuilt)):
