@@ -8,13 +8,13 @@ per-example gradients, and every head of a batch is one slice of a few `bmm` cal
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from privaudit.core.errors import InputError
+from privaudit.dp.randomness import entropy_seed
 from torch import Tensor, nn
 
 HEAD_KINDS = ("linear", "mlp")
@@ -216,8 +216,8 @@ def train_heads(
     """Train M heads at once: head m on features[m] [N, D] with labels[m] [N] (class indices),
     from initial[m]; returns the flat parameters [M, P]. Non-private: `epochs` full-batch SGD
     steps (mean loss, weight decay on every parameter, as torch.optim.SGD). With `dp`: dp.steps
-    DP-SGD steps, batches drawn from `sampling`, noise from a generator seeded with fresh OS
-    entropy on every call (never from a run seed)."""
+    DP-SGD steps, Poisson batches drawn from `sampling` (seeded from OS entropy by the callers that
+    train private heads), noise from a generator seeded with fresh OS entropy on every call."""
     count, examples, width = features.shape
     device = features.device
     params = split_parameters(initial.to(device), config, width, classes)
@@ -233,7 +233,7 @@ def train_heads(
         if sampling is None or sampling.device.type != device.type:
             raise ValueError("DP heads need a sampling generator on the features' device")
         steps, noise = dp.steps, torch.Generator(device=device)
-        noise.manual_seed(secrets.randbits(63))
+        noise.manual_seed(entropy_seed())
         std, scale = dp.noise_multiplier * dp.max_grad_norm, 1 / (dp.sample_rate * examples)
     for _ in range(steps):
         sq_norms, combine = backprop(params, features, xt, x_sq, targets, pos_weight)

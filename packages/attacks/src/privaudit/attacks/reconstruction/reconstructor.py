@@ -14,12 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from privaudit.attacks.reconstruction.store import HeadStore, WeightStats
-from privaudit.attacks.training import seed_for
 from privaudit.core.rundir import atomic_write_bytes
+from privaudit.dp.randomness import seed_for
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-INIT_ROLE, BATCH_ROLE = 1811, 1812
+INIT_ROLE, BATCH_ROLE = "reconstructor-init", "reconstructor-batches"
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from privaudit.attacks.reconstruction.heads import (
     train_heads,
 )
 from privaudit.attacks.reconstruction.store import HeadStore
-from privaudit.attacks.training import seed_for
 from privaudit.core.errors import InputError
+from privaudit.dp.randomness import entropy_seed, seed_for
 from tqdm.auto import tqdm
 
-# one random stream per role and chunk; the DP noise has none (fresh OS entropy in train_heads)
-SETS_ROLE, INIT_ROLE, SAMPLING_ROLE = 1801, 1802, 1803
+# one random stream per role and chunk from the run seed; the DP Poisson masks and noise have none:
+# they come from OS entropy, so nobody holding the seed can recompute them
+SETS_ROLE, INIT_ROLE = "head-sets", "head-init"
 
 
 def balanced_sets(labels: np.ndarray, classes: int, class_size: int, count: int, rng) -> np.ndarray:
@@ -83,7 +84,7 @@ def train_chunk(
     sampling = None
     if job.dp is not None:
         sampling = torch.Generator(device=device)
-        sampling.manual_seed(seed_for(job.seed, SAMPLING_ROLE, job.population, chunk))
+        sampling.manual_seed(entropy_seed())
     weights = train_heads(
         initial, x, set_labels, job.classes, job.config, epochs=job.epochs,
         positive=torch.as_tensor(positive, device=device) if one_vs_rest else None,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from privaudit.core.rundir import atomic_write_bytes
+from privaudit.dp.randomness import seed_for
 from privaudit.dp.training import fit
 from privaudit.image.models import CCEXAM_MEAN, CCEXAM_STD, CcexamMNISTNet, ScaledInput
 from privaudit.image.quality import FeatureSpace
@@ -55,10 +56,10 @@ def _architecture(classes: int) -> ScaledInput:
 def pretrain(images: torch.Tensor, labels: torch.Tensor, classes: int, *, epochs: int, seed: int,
              device: torch.device, progress: bool = True) -> ScaledInput:  # fmt: skip
     """ccexam's architecture with a `classes`-way output, trained with Adam (lr 1e-3, batch 64)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed_for(seed, "init"))
     model = _architecture(classes).to(device)
     loader = DataLoader(TensorDataset(to_backbone_size(images), labels), batch_size=64, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))  # fmt: skip
+                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))  # fmt: skip
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def loss(m, batch):

@@ -24,16 +24,16 @@ from privaudit.attacks.reconstruction.reconstructor import (
 )
 from privaudit.attacks.reconstruction.shadow import ShadowJob, train_shadow_heads
 from privaudit.attacks.reconstruction.store import HeadStore, StoreLayout
-from privaudit.attacks.training import seed_for
 from privaudit.core.errors import InputError
 from privaudit.core.rundir import StageCache, atomic_write_json, stable_key
+from privaudit.dp.randomness import seed_for
 from privaudit.image import data as image_data
 from privaudit.image.models import ccexam_mnist
 from privaudit.image.reconstruction import backbone as backbones
 from privaudit.image.reconstruction.config import ReconstructionConfig
 from privaudit.image.reconstruction.report import write_reconstruction_report
 
-SPLIT_ROLE, H1_ROLE, BACKBONE_ROLE = 1821, 1822, 1823
+SPLIT_ROLE, H1_ROLE, BACKBONE_ROLE = "pools", "h1-weights", "backbone"
 SHADOW, ATTACKED = 0, 1  # head populations: their random streams differ under one run seed
 
 
