@@ -51,7 +51,8 @@ def run_case(labels, scores, delta, naive_sample, repeats, rng) -> dict:
     times, cpu_times = [], []
     for _ in range(repeats):
         start, cpu_start = time.perf_counter(), time.process_time()
-        curve = bounds.eps_lb_curve(labels, scores, level=level, delta=delta)
+        # The labels are Bernoulli(1/2) by construction: the design's member prior, as the naive loop.
+        curve = bounds.eps_lb_curve(labels, scores, level=level, delta=delta, member_prior=0.5)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
     vectorised_s = min(times)

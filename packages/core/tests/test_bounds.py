@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from privaudit.core import bounds
+from privaudit.core import bounds, metrics
+from privaudit.core.errors import InputError
 from scipy import special, stats
 
 
@@ -110,13 +111,101 @@ def test_panoramia_bounds_follow_the_authors_on_synthetic_scores(authors_bound):
         "baseline_pred": 1 / (1 + np.exp(-rng.normal(labels - 0.5, 1))),
         "mia_x_pred": 1 / (1 + np.exp(-rng.normal(2 * labels - 1, 1))),
     }
-    result = bounds.panoramia_bounds(labels, columns, thresholds=100)
+    # The authors' design: each row a member with probability 1/2.
+    result = bounds.panoramia_bounds(labels, columns, thresholds=100, member_prior=0.5)
     expected = {name: authors_bound(values, labels) for name, values in columns.items()}
     assert result["c_lb"] == pytest.approx(expected["baseline_pred"], abs=1e-7)
     assert result["curves"]["mia_x_pred"].eps_max == pytest.approx(expected["mia_x_pred"], abs=1e-7)
     assert result["eps_tilde"]["mia_x_pred"] == pytest.approx(
         expected["mia_x_pred"] - expected["baseline_pred"], abs=2e-7
     )
+    # By default the prior is the member fraction: the same bound less logit(fraction), where
+    # the fraction is above 1/2 (then the authors' floor at 0 commutes with the shift).
+    fraction = labels.mean()
+    assert fraction > 0.5
+    default = bounds.panoramia_bounds(labels, columns, thresholds=100)
+    shift = math.log(fraction / (1 - fraction))
+    assert default["c_lb"] == pytest.approx(max(expected["baseline_pred"] - shift, 0), abs=1e-7)
+
+
+def reference_prior_bound(r, v, level, prior):
+    """logit of scipy's Clopper-Pearson lower limit less logit(prior), floored at 0."""
+    if v == 0:
+        return 0.0
+    q = stats.beta.ppf(level, v, r - v + 1)
+    return max(math.log(q / (1 - q)) - math.log(prior / (1 - prior)), 0.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 3000).flatmap(lambda r: st.tuples(st.just(r), st.integers(0, r))),
+    st.sampled_from([0.05, 1e-4, 1e-9]),
+    st.floats(0.02, 0.98),
+)
+def test_prior_adjusted_bound_is_the_clopper_pearson_limit_less_the_prior_logit(rv, level, prior):
+    r, v = rv
+    got = float(bounds.eps_lower_bounds(r, r, v, alpha=level, member_prior=prior))
+    assert got == pytest.approx(reference_prior_bound(r, v, level, prior), abs=1e-7)
+    if got > 0:  # at the bound, a member guess is right with q = expit(eps + logit(prior)), and
+        q = 1 / (1 + math.exp(-(got + math.log(prior / (1 - prior)))))
+        # v right out of r is exactly at the level (scipy's exact binomial test).
+        p = stats.binomtest(v, r, q, alternative="greater").pvalue
+        assert p == pytest.approx(level, rel=1e-5)
+
+
+def randomized_response_table(n, prior, eps, seed):
+    """Each row a member with probability `prior`; its score is its membership bit flipped with
+    probability 1 / (1 + e^eps): an eps-DP release of each bit, and the best guesser sees it."""
+    rng = np.random.default_rng(seed)
+    member = rng.random(n) < prior
+    flipped = rng.random(n) < 1 / (1 + math.exp(eps))
+    return member.astype(np.int64), (member ^ flipped).astype(np.float64)
+
+
+@pytest.mark.parametrize("prior", [0.2, 0.5, 0.8])
+def test_bound_stays_below_a_known_eps_at_any_member_fraction(prior):
+    """Randomized response at eps = 1: the bound may exceed 1 in at most ~alpha of the runs (it did
+    in every run at member fraction 0.8 when the bound assumed a prior of 1/2), and is close to it."""
+    eps, runs = 1.0, 200
+    got = []
+    for seed in range(runs):
+        member, score = randomized_response_table(1000, prior, eps, seed)
+        curve = bounds.panoramia_bounds(member, {"rr": score}, baseline=None)["curves"]["rr"]
+        got.append(curve.eps_max)
+    got = np.array(got)
+    assert np.mean(got > eps) <= 0.05
+    assert np.median(got) > 0.5
+
+
+def test_delta_bound_needs_at_most_half_members():
+    member, score = randomized_response_table(1000, 0.3, 3.0, seed=0)
+    with_delta = bounds.panoramia_bounds(member, {"rr": score}, baseline=None, delta=1e-5)
+    curve = with_delta["curves"]["rr"]
+    # At a prior of 0.3 with delta > 0, the bound is Steinke et al.'s at 1/2 (a coupling argument).
+    assert curve.member_prior == pytest.approx(member.mean())
+    assert 0 < curve.eps_max <= 3.0
+    np.testing.assert_allclose(
+        curve.eps_lb,
+        bounds.eps_lower_bounds(curve.n, curve.r, curve.v, delta=1e-5, alpha=curve.level),
+    )
+    member, score = randomized_response_table(1000, 0.7, 1.0, seed=0)
+    with pytest.raises(
+        InputError, match=r"at most 0.5 .* of 1000 rows are members \(0\.\d+\): use --delta 0"
+    ):
+        bounds.panoramia_bounds(member, {"rr": score}, baseline=None, delta=1e-5)
+    with pytest.raises(ValueError, match="member prior <= 0.5"):
+        bounds.eps_lower_bounds(100, 10, 9, delta=1e-5, member_prior=0.6)
+
+
+def test_thresholds_need_scores_in_the_unit_interval():
+    labels = np.array([0, 1, 0, 1])
+    with pytest.raises(InputError, match=r"'wide' ranges over \[-2, 3\].*omit --thresholds"):
+        bounds.panoramia_bounds(
+            labels, {"ok": np.array([0, 0.5, 1, 1.0]), "wide": np.array([-2, 0, 1, 3.0])},
+            baseline=None, thresholds=10,
+        )  # fmt: skip
+    # Every distinct score as a threshold takes any real scores.
+    bounds.panoramia_bounds(labels, {"wide": np.array([-2, 0, 1, 3.0])}, baseline=None)
 
 
 def test_theoretical_max_precision_is_the_binomial_quantile():
@@ -124,14 +213,61 @@ def test_theoretical_max_precision_is_the_binomial_quantile():
     q = math.exp(1) / (1 + math.exp(1))
     np.testing.assert_allclose(got, [stats.binom.isf(0.025, n, q) / n for n in (10, 100, 1000)])
     assert np.all(got >= q)
+    # With member prior 0.8 a guess is right with probability 0.8 e / (0.8 e + 0.2).
+    got = bounds.theoretical_max_precision(np.array([10, 100]), 1.0, 0.025, member_prior=0.8)
+    q = 0.8 * math.e / (0.8 * math.e + 0.2)
+    np.testing.assert_allclose(got, [stats.binom.isf(0.025, n, q) / n for n in (10, 100)])
 
 
-def test_hypothesis_test_bound_uses_clopper_pearson():
+def test_hypothesis_test_heuristic_uses_clopper_pearson():
     # 0 false positives out of 1000 negatives, 500 false negatives out of 1000 positives.
     alpha = 0.05
     fpr_ub = stats.beta.ppf(1 - alpha / 4, 1, 1000)
     fnr_ub = stats.beta.ppf(1 - alpha / 4, 501, 500)
     expected = max(math.log((1 - fpr_ub) / fnr_ub), math.log((1 - fnr_ub) / fpr_ub))
-    got = float(bounds.hypothesis_test_eps_lb(0, 1000, 500, 1000, alpha=alpha))
+    got = float(bounds.hypothesis_test_eps_heuristic(0, 1000, 500, 1000, alpha=alpha))
     assert got == pytest.approx(expected)
-    assert float(bounds.hypothesis_test_eps_lb(500, 1000, 500, 1000)) == 0.0
+    assert float(bounds.hypothesis_test_eps_heuristic(500, 1000, 500, 1000)) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(20, 3000),
+    st.floats(0.05, 0.95),
+    st.floats(0, 4),
+    st.sampled_from([None, 3, 40]),
+    st.sampled_from([0.0, 1e-5, 0.01]),
+    st.integers(0, 2**32 - 1),
+)
+def test_max_of_the_heuristic_equals_evaluating_every_threshold(
+    n, fraction, shift, levels, delta, seed
+):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < fraction).astype(np.int64)
+    labels[:2] = [0, 1]
+    scores = rng.normal(shift * labels, 1)
+    if levels:  # few distinct scores: ties
+        scores = np.round(scores * levels / 4)
+    counts = metrics.threshold_counts(labels, scores)
+    fp, fn = counts.fp[1:], counts.positives - counts.tp[1:]
+    level = 0.05 / fp.size
+    every = bounds.hypothesis_test_eps_heuristic(
+        fp, counts.negatives, fn, counts.positives, delta=delta, alpha=level
+    )
+    got = bounds.max_hypothesis_test_eps_heuristic(
+        fp, counts.negatives, fn, counts.positives, delta=delta, alpha=level
+    )
+    assert got == float(every.max())
+
+
+def test_max_of_the_heuristic_on_many_thresholds():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 60_000)
+    for shift in (0.2, 1.0):
+        counts = metrics.threshold_counts(labels, rng.normal(shift * labels, 1))
+        args = (counts.fp[1:], counts.negatives, counts.positives - counts.tp[1:], counts.positives)
+        level = 0.05 / args[0].size
+        every = bounds.hypothesis_test_eps_heuristic(*args, delta=1e-5, alpha=level)
+        assert (
+            bounds.max_hypothesis_test_eps_heuristic(*args, delta=1e-5, alpha=level) == every.max()
+        )

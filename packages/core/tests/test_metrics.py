@@ -72,3 +72,23 @@ def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
     assert lo < metrics.auc(labels, scores) < hi
     assert hi - lo < 0.2
     assert (lo, hi) == metrics.bootstrap_ci(labels, scores, metrics.auc, n_resamples=100, seed=3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(tables, st.integers(0, 2**32 - 1))
+def test_bootstrap_auc_from_one_sort_equals_resorting_every_resample(table, seed):
+    """The same resamples as bootstrap_ci(..., auc), each AUC from counts: the same interval."""
+    labels, scores = (np.array(x) for x in table)
+    expected = metrics.bootstrap_ci(labels, scores / 6.0, metrics.auc, n_resamples=40, seed=seed)
+    got = metrics.bootstrap_auc_ci(labels, scores / 6.0, n_resamples=40, seed=seed)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_bootstrap_auc_on_continuous_scores_matches_too():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 5000)
+    scores = rng.normal(labels * 0.5, 1.0)
+    expected = metrics.bootstrap_ci(labels, scores, metrics.auc, n_resamples=30, seed=7)
+    np.testing.assert_allclose(
+        metrics.bootstrap_auc_ci(labels, scores, n_resamples=30, seed=7), expected, atol=1e-12
+    )

@@ -1,13 +1,15 @@
 """Epsilon lower bounds: the one-run audit test (Steinke, Nasr, Jagielski, NeurIPS 2023),
-PANORAMIA's c_lb / {c+eps}_lb / eps_tilde, the theoretical maximum precision at a bound,
-and the DP hypothesis-test bound with Clopper-Pearson intervals. Everything takes arrays
-and works on all thresholds at once."""
+PANORAMIA's c_lb / {c+eps}_lb (lower bounds, for any member fraction) and eps_tilde (their
+difference, not a lower bound), the theoretical maximum precision at a bound, and the DP
+hypothesis-test eps with Clopper-Pearson intervals (a heuristic here: one training run gives no
+independent trials). Everything takes arrays and works on all thresholds at once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from privaudit.core.errors import InputError, plain
 from privaudit.core.metrics import ThresholdCounts, counts_at_thresholds, threshold_counts
 from scipy import special, stats
 
@@ -24,9 +26,9 @@ def _check_counts(m, r, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _check_level(delta: float, alpha: float) -> None:
     if not 0 <= delta <= 1:
-        raise ValueError(f"delta must be in [0, 1], got {delta}")
+        raise ValueError(f"delta must be in [0, 1], got {plain(delta)}")
     if not 0 < alpha < 1:
-        raise ValueError(f"the significance level must be in (0, 1), got {alpha}")
+        raise ValueError(f"the significance level must be in (0, 1), got {plain(alpha)}")
 
 
 def _upper_tail(r, k, q):
@@ -179,33 +181,76 @@ def _solve_pure_chunk(r, v, log_level, z):
     return t
 
 
-def _eps_lower_bounds_pure(r, v, level):
-    """delta = 0: the p-value is P[Binomial(r, q) >= v] = I_q(v, r - v + 1), increasing in q,
-    so the bound is the logit of the q where that tail equals the level (the one-sided
-    Clopper-Pearson lower limit of v / r), floored at 0."""
+def logit_clopper_pearson_lower(r, v, level):
+    """logit of the one-sided Clopper-Pearson lower limit of v / r at `level`: the q where
+    P[Binomial(r, q) >= v] = I_q(v, r - v + 1) = level (that tail is increasing in q), elementwise;
+    -inf where v = 0. Newton's method from below (see _solve_pure_chunk), scipy's inverse
+    incomplete beta where it does not settle."""
     r, v = np.broadcast_arrays(np.asarray(r, dtype=np.float64), np.asarray(v, dtype=np.float64))
     shape = r.shape
     r, v = r.ravel(), v.ravel()
-    eps = np.zeros(r.size)
+    t = np.full(r.size, -np.inf)
     todo = np.flatnonzero(v > 0)
     z = -special.ndtri(level)
     with np.errstate(all="ignore"):  # entries that overflow come out NaN and go to scipy below
         for start in range(0, todo.size, _CHUNK):
             idx = todo[start : start + _CHUNK]
-            eps[idx] = _solve_pure_chunk(r[idx], v[idx], np.log(level), z)
+            t[idx] = _solve_pure_chunk(r[idx], v[idx], np.log(level), z)
     # Anything the iteration could not settle goes to scipy's inverse incomplete beta.
-    failed = todo[~np.isfinite(eps[todo])]
+    failed = todo[~np.isfinite(t[todo])]
     if failed.size:
         q = special.betaincinv(v[failed], r[failed] - v[failed] + 1, level)
-        eps[failed] = np.log(q) - np.log1p(-q)
-    return np.maximum(eps, 0.0).reshape(shape)
+        with np.errstate(divide="ignore"):
+            t[failed] = np.log(q) - np.log1p(-q)
+    return t.reshape(shape)
 
 
-def eps_lower_bounds(m, r, v, *, delta: float = 0.0, alpha: float = 0.05) -> np.ndarray:
-    """The largest eps whose one-run p-value stays below `alpha`, elementwise over (m, r, v)."""
+def _eps_lower_bounds_pure(r, v, level, member_prior: float = 0.5):
+    """delta = 0: logit(q_CP) - logit(member_prior), floored at 0 (see eps_lower_bounds)."""
+    eps = logit_clopper_pearson_lower(r, v, level) - special.logit(member_prior)
+    return np.maximum(np.nan_to_num(eps, nan=0.0, neginf=0.0), 0.0)
+
+
+def _check_prior(member_prior: float, delta: float) -> None:
+    if not 0 < member_prior < 1:
+        raise ValueError(f"the member prior must be in (0, 1), got {plain(member_prior)}")
+    if delta > 0 and member_prior > 0.5:
+        raise ValueError(
+            f"with delta > 0 the bound needs a member prior <= 0.5, got {plain(member_prior)}"
+        )
+
+
+def eps_lower_bounds(
+    m, r, v, *, delta: float = 0.0, alpha: float = 0.05, member_prior: float = 0.5
+) -> np.ndarray:
+    """The largest eps whose one-run p-value stays below `alpha`, elementwise over (m, r, v):
+    r guesses, v of them correct, out of m rows.
+
+    `member_prior` pi is the probability with which each row was made a member, independently of
+    the others (the one-run canaries: 1/2). At pi = 1/2 the guesses may be IN or OUT (Steinke,
+    Nasr, Jagielski 2023); at any other pi they must all be "member" guesses (PANORAMIA's sweep).
+
+    delta = 0, any pi (exact). Order the r guessed rows; for the k-th row j, with A the rows before
+    it, P[S_j = 1 | Y, S_A] = pi L / (pi L + 1 - pi), where Y is the training output and
+    L = p(Y | S_j = 1, S_A) / p(Y | S_j = 0, S_A) <= e^eps: the rows outside A and j are independent
+    of S_j, so L is a mixture, with the same weights, of ratios that eps-DP bounds by e^eps. Each
+    member guess is therefore right with conditional probability at most
+    q = pi e^eps / (pi e^eps + 1 - pi), i.e. logit(q) = eps + logit(pi), and the number right is
+    dominated by Binomial(r, q) -- Steinke et al.'s per-guess argument with q in place of
+    e^eps / (1 + e^eps). The p-value P[Binomial(r, q) >= v] increases with q, so every eps with
+    q below the one-sided Clopper-Pearson lower limit q_CP of v / r at `alpha` is rejected:
+    eps_lb = logit(q_CP) - logit(pi), floored at 0. (At pi = 1/2: Steinke et al.'s bound.)
+
+    delta > 0 needs pi <= 1/2 and then uses Steinke et al.'s p-value at 1/2 with m canaries. Why it
+    holds: a prior-pi design has the law of S_i = S'_i F_i with S' uniform on {0, 1}^m and
+    F_i ~ Bernoulli(2 pi) independent of everything; training on S is (eps, delta)-DP in each S'_i
+    (flipping S'_i changes at most S_i), and a member guess right for S is right for S', so v is
+    dominated by the correct count of a prior-1/2 audit, whose p-value is their Theorem's. For
+    pi > 1/2 no such coupling exists and their delta term has no proof here: refused."""
     _check_level(delta, alpha)
+    _check_prior(member_prior, delta)
     m, r, v = _check_counts(m, r, v)
-    upper = _eps_lower_bounds_pure(r, v, alpha)
+    upper = _eps_lower_bounds_pure(r, v, alpha, member_prior if delta == 0 else 0.5)
     if delta == 0:
         return upper
     # The delta term only raises the p-value, so the delta = 0 bound brackets the root from above.
@@ -271,11 +316,47 @@ def one_run_audit(scores, is_member, *, delta: float = 0.0, alpha: float = 0.05)
     }
 
 
+def resolve_member_prior(
+    members: int, n: int, *, delta: float, member_prior: float | None = None
+) -> float:
+    """The member prior the PANORAMIA bounds use: `member_prior` where the audit's design fixes it
+    (each row a member with that probability, independently: PANORAMIA's test mix is 1/2), else
+    the table's member fraction members / n. InputError where delta > 0 and it is above 1/2
+    (see eps_lower_bounds: no sound delta term there)."""
+    prior = members / n if member_prior is None else float(member_prior)
+    if delta > 0 and prior > 0.5:
+        if member_prior is None:
+            raise InputError(
+                f"with --delta {plain(delta)} the eps lower bounds need a member fraction of at most "
+                f"0.5 (no more members than non-members), but {members} of {n} rows are members "
+                f"({members / n:.3f}): use --delta 0, or a balanced table."
+            )
+        raise InputError(
+            f"with delta {plain(delta)} the eps lower bounds need a member prior of at most 0.5, "
+            f"got {plain(member_prior)}."
+        )
+    if not 0 < prior < 1:
+        raise InputError(f"the member prior must be in (0, 1), got {plain(prior)}.")
+    return prior
+
+
+def check_threshold_range(name: str, scores) -> None:
+    """--thresholds N sweeps [0, 1]: a column outside it would silently get a different bound."""
+    scores = np.asarray(scores, dtype=np.float64)
+    lo, hi = float(scores.min()), float(scores.max())
+    if lo < 0 or hi > 1:
+        raise InputError(
+            f"score column '{name}' ranges over [{lo:.6g}, {hi:.6g}], but --thresholds needs scores "
+            "in [0, 1]; omit --thresholds to use every distinct score as a threshold."
+        )
+
+
 @dataclass(frozen=True)
 class EpsCurve:
     """The eps lower bound at each threshold of one score column (PANORAMIA's privacy-recall curve).
 
-    `r` predicted members, `v` correct among them, out of `n` points; each threshold tested at `level`."""
+    `r` predicted members, `v` correct among them, out of `n` points; each threshold tested at
+    `level`, with each row a member with probability `member_prior` (see eps_lower_bounds)."""
 
     thresholds: np.ndarray
     r: np.ndarray
@@ -284,6 +365,7 @@ class EpsCurve:
     eps_lb: np.ndarray
     n: int
     level: float
+    member_prior: float = 0.5
 
     @property
     def eps_max(self) -> float:
@@ -299,20 +381,30 @@ def sweep_counts(labels, scores, thresholds: int | None = None) -> ThresholdCoun
             counts.thresholds[1:], counts.tp[1:], counts.fp[1:], counts.positives, counts.negatives
         )
     if thresholds < 1:
-        raise ValueError(f"thresholds must be >= 1, got {thresholds}")
+        raise ValueError(f"thresholds must be >= 1, got {plain(thresholds)}")
     return counts_at_thresholds(labels, scores, np.linspace(0, 1, thresholds))
 
 
 def eps_lb_curve(
-    labels, scores, *, thresholds: int | None = None, level: float, delta: float = 0.0
+    labels,
+    scores,
+    *,
+    thresholds: int | None = None,
+    level: float,
+    delta: float = 0.0,
+    member_prior: float | None = None,
 ) -> EpsCurve:
     """The one-run bound at every threshold with m = n points, r = predicted members, v = true
-    positives, each at significance `level` (already Bonferroni-corrected by the caller)."""
+    positives, each at significance `level` (already Bonferroni-corrected by the caller), for a
+    design with member prior `member_prior` (None: the member fraction; see resolve_member_prior)."""
     counts = sweep_counts(labels, scores, thresholds)
     n = counts.positives + counts.negatives
+    prior = resolve_member_prior(counts.positives, n, delta=delta, member_prior=member_prior)
     r = counts.predicted
-    eps = eps_lower_bounds(n, r, counts.tp, delta=delta, alpha=level)
-    return EpsCurve(counts.thresholds, r, counts.tp, counts.tp / counts.positives, eps, n, level)
+    eps = eps_lower_bounds(n, r, counts.tp, delta=delta, alpha=level, member_prior=prior)
+    return EpsCurve(
+        counts.thresholds, r, counts.tp, counts.tp / counts.positives, eps, n, level, prior
+    )
 
 
 def panoramia_level(alpha: float, n_thresholds: int, *, with_baseline: bool = True) -> float:
@@ -329,19 +421,34 @@ def panoramia_bounds(
     thresholds: int | None = None,
     alpha: float = 0.05,
     delta: float = 0.0,
+    member_prior: float | None = None,
 ) -> dict:
     """c_lb (baseline column), {c+eps}_lb (each other column) and eps_tilde = {c+eps}_lb - c_lb.
+    c_lb and {c+eps}_lb are lower bounds; eps_tilde, a difference of two of them, is not.
 
     Matches the authors' Plotting/compute_plot_audit_values.py (ubc-systopia/
-    panoramia-privacy-measurement): thresholds np.linspace(0, 1, 100), "member" where
-    pred > threshold, m = number of points, r = tp + fp, v = tp, level 0.05 / (2 * 100),
-    delta 0, bound = max over thresholds. Returns {"curves": {column: EpsCurve}, "c_lb", "eps_tilde"}."""
+    panoramia-privacy-measurement) on a balanced table: thresholds np.linspace(0, 1, 100),
+    "member" where pred > threshold, m = number of points, r = tp + fp, v = tp, level
+    0.05 / (2 * 100), delta 0, bound = max over thresholds. Their bound assumes membership is
+    Bernoulli(1/2); here the member prior is the design's `member_prior`, or the table's member
+    fraction (see eps_lower_bounds), so an unbalanced table gets no bound from its imbalance.
+    Returns {"curves": {column: EpsCurve}, "c_lb", "eps_tilde"}."""
+    if thresholds is not None:
+        for name, scores in columns.items():
+            check_threshold_range(name, scores)
     with_baseline = baseline is not None
     curves = {}
     for name, scores in columns.items():
         n_thresholds = thresholds if thresholds is not None else np.unique(np.asarray(scores)).size
         level = panoramia_level(alpha, n_thresholds, with_baseline=with_baseline)
-        curves[name] = eps_lb_curve(labels, scores, thresholds=thresholds, level=level, delta=delta)
+        curves[name] = eps_lb_curve(
+            labels,
+            scores,
+            thresholds=thresholds,
+            level=level,
+            delta=delta,
+            member_prior=member_prior,
+        )
     c_lb = curves[baseline].eps_max if with_baseline else None
     eps_tilde = (
         {name: curve.eps_max - c_lb for name, curve in curves.items() if name != baseline}
@@ -351,12 +458,12 @@ def panoramia_bounds(
     return {"curves": curves, "c_lb": c_lb, "eps_tilde": eps_tilde}
 
 
-def theoretical_max_precision(r, eps: float, level: float = 0.025):
-    """The highest precision an eps-DP-bounded guesser can show on r guesses at confidence
-    1 - level: the (1 - level) quantile of Binomial(r, e^eps / (1 + e^eps)) over r (the
-    authors' binom.isf(0.05 / 2, r, q) / r)."""
+def theoretical_max_precision(r, eps: float, level: float = 0.025, member_prior: float = 0.5):
+    """The highest precision an eps-DP-bounded guesser can show on r member guesses at confidence
+    1 - level: the (1 - level) quantile of Binomial(r, q) over r, q = expit(eps + logit(prior))
+    (see eps_lower_bounds; at prior 1/2 the authors' binom.isf(0.05 / 2, r, q) / r)."""
     r = np.asarray(r, dtype=np.float64)
-    q = special.expit(eps)
+    q = special.expit(eps + special.logit(member_prior))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(r > 0, stats.binom.isf(level, r, q) / np.maximum(r, 1), np.nan)
 
@@ -367,16 +474,69 @@ def clopper_pearson_upper(k, n, alpha: float):
     return np.where(k >= n, 1.0, stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1)))
 
 
-def hypothesis_test_eps_lb(
+def hypothesis_test_eps_heuristic(
     fp, negatives, fn, positives, *, delta: float = 0.0, alpha: float = 0.05
 ):
-    """DP hypothesis-test bound at each threshold: with Clopper-Pearson upper bounds on FPR and
-    FNR (alpha split between the two), eps_lb = max(log((1 - delta - FPR_ub) / FNR_ub),
-    log((1 - delta - FNR_ub) / FPR_ub)), floored at 0."""
+    """The DP hypothesis-test eps at each threshold -- a heuristic, not a lower bound here: its
+    Clopper-Pearson intervals treat the rows as independent trials, but all of them come from one
+    training run. With upper bounds on FPR and FNR (alpha split between the two),
+    eps = max(log((1 - delta - FPR_ub) / FNR_ub), log((1 - delta - FNR_ub) / FPR_ub)), floored at 0."""
     _check_level(delta, alpha)
     fpr_ub = clopper_pearson_upper(fp, negatives, alpha / 2)
     fnr_ub = clopper_pearson_upper(fn, positives, alpha / 2)
+    return _hypothesis_eps(fpr_ub, fnr_ub, delta)
+
+
+def _hypothesis_eps(fpr_ub, fnr_ub, delta: float):
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.log(np.maximum(1 - delta - fpr_ub, 0) / fnr_ub)
         b = np.log(np.maximum(1 - delta - fnr_ub, 0) / fpr_ub)
     return np.maximum(np.nan_to_num(np.maximum(a, b), nan=0.0, neginf=0.0), 0.0)
+
+
+# Where the maximum can be is found from the Clopper-Pearson limits on a grid of counts k: every
+# k and every n - k up to this one, then k and n - k this far apart in ratio (the eps is as
+# sensitive to the limit near n as near 0).
+_GRID_EXACT_UP_TO, _GRID_RATIO = 1024, 1.001
+
+
+def _clopper_pearson_upper_below(k, n: int, alpha: float):
+    """A lower bound of clopper_pearson_upper(k, n, alpha), elementwise: the limit rises with k
+    and lies above k / n, so max(k / n, its value at the largest grid count <= k) is one."""
+    k = np.asarray(k, dtype=np.float64)
+    steps = int(np.ceil(np.log(max(n, 2) / _GRID_EXACT_UP_TO) / np.log(_GRID_RATIO))) + 2
+    near_zero = np.r_[
+        np.arange(_GRID_EXACT_UP_TO + 1),
+        np.floor(np.geomspace(_GRID_EXACT_UP_TO, max(n, _GRID_EXACT_UP_TO), max(steps, 2))),
+    ]
+    grid = np.unique(np.clip(np.r_[near_zero, n - near_zero], 0, n))
+    at_grid = clopper_pearson_upper(grid, n, alpha)
+    return np.maximum(k / n, at_grid[np.searchsorted(grid, k, side="right") - 1])
+
+
+def max_hypothesis_test_eps_heuristic(
+    fp, negatives, fn, positives, *, delta: float = 0.0, alpha: float = 0.05
+) -> float:
+    """max over thresholds of hypothesis_test_eps_heuristic, with scipy's Clopper-Pearson quantiles
+    evaluated only where the maximum can be. eps rises as either upper limit falls, so lower
+    bounds of the limits (from a grid of counts) give an upper bound of each threshold's eps;
+    thresholds are evaluated exactly in decreasing order of that bound until it is below the best
+    exact value: the same maximum as evaluating every threshold."""
+    _check_level(delta, alpha)
+    fp, fn = np.asarray(fp, dtype=np.float64), np.asarray(fn, dtype=np.float64)
+    rate_alpha = alpha / 2  # per rate, as hypothesis_test_eps_heuristic splits it
+    upper = _hypothesis_eps(
+        _clopper_pearson_upper_below(fp, negatives, rate_alpha),
+        _clopper_pearson_upper_below(fn, positives, rate_alpha),
+        delta,
+    )
+    order = np.argsort(-upper, kind="stable")
+    best, start, size = 0.0, 0, 256
+    while start < order.size and upper[order[start]] > best:
+        idx = order[start : start + size]
+        exact = hypothesis_test_eps_heuristic(
+            fp[idx], negatives, fn[idx], positives, delta=delta, alpha=alpha
+        )
+        best = max(best, float(exact.max()))
+        start, size = start + size, 2 * size
+    return best

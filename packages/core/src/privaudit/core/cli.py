@@ -10,6 +10,7 @@ from pathlib import Path
 from privaudit.core.errors import CliParser, InputError, run_cli
 
 DEFAULT_DEMO_DIR = Path("runs/demo")
+DEFAULT_BASELINE = "baseline_pred"
 
 
 def _probability(text: str) -> float:
@@ -24,10 +25,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
-
-
-def _baseline(text: str) -> str | None:
-    return None if text.lower() == "none" else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,19 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--thresholds",
         type=_positive_int,
         default=None,
-        help="sweep N evenly spaced thresholds on [0, 1] (PANORAMIA used 100); default: every distinct score",
+        help="sweep N evenly spaced thresholds on [0, 1] (PANORAMIA used 100; needs scores in "
+        "[0, 1]); default: every distinct score",
     )
     report.add_argument(
         "--alpha", type=_probability, default=0.05, help="significance level (default 0.05)"
     )
     report.add_argument(
-        "--delta", type=_probability, default=0.0, help="delta of (eps, delta)-DP (default 0)"
+        "--delta",
+        type=_probability,
+        default=0.0,
+        help="delta of (eps, delta)-DP (default 0; above 0 the table needs members <= non-members)",
     )
     report.add_argument(
         "--baseline",
-        type=_baseline,
-        default="baseline_pred",
-        help="baseline column for c_lb (default baseline_pred; 'none': every column is an attack)",
+        default=None,
+        help=f"baseline column for c_lb (default {DEFAULT_BASELINE} when the table has one, else "
+        "none; 'none': every column is an attack)",
     )
 
     bound = commands.add_parser("bound", help="compute an eps lower bound from counts")
@@ -100,19 +101,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resolve_baseline(requested: str | None, columns: list[str]) -> tuple[str | None, list[str]]:
+    """The baseline column and the notes that explain the choice: the named one, none for
+    'none', else baseline_pred where the table has it and no baseline where it does not."""
+    if requested is not None:
+        return (None if requested.lower() == "none" else requested), []
+    if DEFAULT_BASELINE in columns:
+        return DEFAULT_BASELINE, []
+    return None, [
+        f"the table has no '{DEFAULT_BASELINE}' column, so there is no baseline: every score column "
+        "is audited as an attack (no c_lb, no eps_tilde); name one with --baseline COLUMN."
+    ]
+
+
 def _report(args, argv) -> int:
-    from privaudit.core.report import write_report
-    from privaudit.core.scores import load_scores_table
+    from privaudit.core.report import check_report_inputs, write_report
+    from privaudit.core.rundir import prepare_output_dir
+    from privaudit.core.scores import load_scores_table, score_columns
 
     scores = load_scores_table(args.scores)
+    baseline, notes = _resolve_baseline(args.baseline, score_columns(scores))
+    options = {
+        "baseline": baseline,
+        "thresholds": args.thresholds,
+        "alpha": args.alpha,
+        "delta": args.delta,
+    }
+    check_report_inputs(scores, args.out, **options)
+    prepare_output_dir(args.out)
+    for note in notes:
+        print(f"note: {note}")
     report = write_report(
-        scores,
-        args.out,
-        baseline=args.baseline,
-        thresholds=args.thresholds,
-        alpha=args.alpha,
-        delta=args.delta,
-        config={"scores": str(args.scores), "argv": argv},
+        scores, args.out, notes=notes, config={"scores": str(args.scores), "argv": argv}, **options
     )
     _print_summary(report, args.out)
     return 0
@@ -128,6 +148,15 @@ def _print_summary(report: dict, out: Path) -> None:
             f"{name}: eps_lb {col['eps_lb']:.4f}{tilde_text}  AUC {col['auc']:.4f}  "
             f"TPR@0.1%FPR {col['tpr_at_fpr']['0.001']:.4f}"
         )
+    print(
+        f"eps lower bounds at member prior {report['member_prior']:.4g} "
+        f"({report['members']} of {report['n']} rows are members)"
+        + (
+            "; eps_tilde = {c+eps}_lb - c_lb is not itself a lower bound"
+            if report["eps_tilde"]
+            else ""
+        )
+    )
     print(f"report: {out / 'report.html'}")
 
 
@@ -138,8 +167,10 @@ def _bound_one_run(args) -> int:
         raise InputError(f"need 0 <= v <= r <= m, got m={args.m}, r={args.r}, v={args.v}.")
     if args.alpha == 0:
         raise InputError("--alpha must be greater than 0.")
+    eps = one_run_eps_lower_bound(args.m, args.r, args.v, delta=args.delta, alpha=args.alpha)
     print(
-        f"{one_run_eps_lower_bound(args.m, args.r, args.v, delta=args.delta, alpha=args.alpha):.6f}"
+        f"eps lower bound {eps:.6f} (one-run audit, Steinke et al. 2023: m = {args.m} canaries, "
+        f"r = {args.r} guesses, v = {args.v} correct; delta = {args.delta:g}, alpha = {args.alpha:g})"
     )
     return 0
 
@@ -147,8 +178,9 @@ def _bound_one_run(args) -> int:
 def _demo(args, argv) -> int:
     from privaudit.core.demo import synthetic_scores
     from privaudit.core.report import write_report
-    from privaudit.core.rundir import atomic_write_text
+    from privaudit.core.rundir import atomic_write_text, prepare_output_dir
 
+    prepare_output_dir(args.out)
     scores = synthetic_scores(seed=args.seed)
     table = atomic_write_text(args.out / "scores.csv", scores.to_csv(index=False))
     print(f"synthetic scores table (seed {args.seed}, no model involved): {table}")

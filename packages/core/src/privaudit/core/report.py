@@ -7,7 +7,6 @@ import base64
 import html
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from privaudit.core import bounds, metrics, plots
-from privaudit.core.errors import InputError
-from privaudit.core.rundir import dumps_json, provenance, to_jsonable
+from privaudit.core.errors import InputError, plain
+from privaudit.core.rundir import dumps_json, make_staging_dir, provenance, to_jsonable
 from privaudit.core.scores import (
     MEMBER_COLUMN,
     check_baseline,
@@ -27,6 +26,23 @@ from privaudit.core.scores import (
 
 FPR_KEYS = {0.1: "0.1", 0.01: "0.01", 0.001: "0.001", 0.0001: "0.0001", 0.0: "0"}
 BOOTSTRAP_RESAMPLES = 100
+
+# What each number in report.json is, stored beside them (the HTML says the same in its labels).
+DEFINITIONS = {
+    "c_lb": "eps lower bound of the baseline column (PANORAMIA's c_lb)",
+    "eps_lb": "per column: the largest eps lower bound over the thresholds (c_lb for the baseline, "
+    "{c+eps}_lb for an attack), Bonferroni-corrected over the thresholds, alpha split between the "
+    "baseline and the attacks; each row taken to be a member with probability member_prior",
+    "eps_tilde": "{c+eps}_lb - c_lb: a difference of two lower bounds, not a lower bound itself",
+    "eps_hypothesis_test_heuristic": "a heuristic, not a bound: the DP hypothesis-test eps from "
+    "Clopper-Pearson intervals on FPR and FNR, which treat the rows as independent trials though "
+    "they all come from one training run",
+    "member_prior": "the probability with which each row is taken to have been made a member, "
+    "independently of the others: the audit design's where it fixes one, else the table's member "
+    "fraction; with delta > 0 the bounds need it to be at most 0.5",
+    "auc_ci95": f"percentile bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples, members and "
+    "non-members resampled separately)",
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,15 @@ class ReportSection:
 def ground_truth_summary(report: Mapping, out_dir) -> dict:
     """What the main report keeps of a ground-truth report (the same attacks against real
     non-members) written to `out_dir`: `dir`, `n`, `c_lb`, `eps_tilde` and column -> eps_lb, auc."""
-    return {"dir": str(out_dir), "n": report["n"], "c_lb": report["c_lb"], "eps_tilde": report["eps_tilde"],
-            "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()}}
+    return {
+        "dir": str(out_dir),
+        "n": report["n"],
+        "c_lb": report["c_lb"],
+        "eps_tilde": report["eps_tilde"],
+        "columns": {
+            k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()
+        },
+    }
 
 
 def summary_lines(report: Mapping) -> list[str]:
@@ -62,10 +85,15 @@ def summary_lines(report: Mapping) -> list[str]:
     lines = [f"c_lb = {fmt(report['c_lb'])}"]
     for column, eps in report["eps_tilde"].items():
         stats = report["columns"][column]
-        lines.append(f"{column}: {{c+eps}}_lb = {fmt(stats['eps_lb'])}, eps_tilde = {fmt(eps)}, AUC = {fmt(stats['auc'])}")
+        lines.append(
+            f"{column}: {{c+eps}}_lb = {fmt(stats['eps_lb'])}, eps_tilde = {fmt(eps)} (not a lower bound), "
+            f"AUC = {fmt(stats['auc'])}"
+        )
     ground_truth = (report.get("extra") or {}).get("ground_truth")
     for column, stats in (ground_truth or {}).get("columns", {}).items():
-        lines.append(f"ground truth (real non-members) {column}: eps_lb = {fmt(stats['eps_lb'])}, AUC = {fmt(stats['auc'])}")
+        lines.append(
+            f"ground truth (real non-members) {column}: eps_lb = {fmt(stats['eps_lb'])}, AUC = {fmt(stats['auc'])}"
+        )
     return lines
 
 
@@ -84,6 +112,7 @@ def ground_truth_section(summary: Mapping) -> ReportSection:
 
 
 def _column_stats(
+    counts: metrics.ThresholdCounts,
     labels: np.ndarray,
     scores: np.ndarray,
     curve: bounds.EpsCurve,
@@ -93,18 +122,17 @@ def _column_stats(
     seed: int,
 ) -> dict:
     best = int(np.argmax(curve.eps_lb))
-    counts = bounds.sweep_counts(labels, scores, None)
-    level = alpha / counts.thresholds.size
-    hypothesis = bounds.hypothesis_test_eps_lb(
-        counts.fp,
+    # Every distinct score is a threshold (the +inf one, nobody predicted member, left out).
+    heuristic = bounds.max_hypothesis_test_eps_heuristic(
+        counts.fp[1:],
         counts.negatives,
-        counts.positives - counts.tp,
+        counts.positives - counts.tp[1:],
         counts.positives,
         delta=delta,
-        alpha=level,
+        alpha=alpha / (counts.thresholds.size - 1),
     )
-    auc_lo, auc_hi = metrics.bootstrap_ci(
-        labels, scores, metrics.auc, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed
+    auc_lo, auc_hi = metrics.bootstrap_auc_ci(
+        labels, scores, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed
     )
     return {
         "eps_lb": curve.eps_max,
@@ -113,12 +141,10 @@ def _column_stats(
         "recall_at_eps_lb": float(curve.recall[best]),
         "predicted_members_at_eps_lb": int(curve.r[best]),
         "true_positives_at_eps_lb": int(curve.v[best]),
-        "auc": metrics.auc(labels, scores),
+        "auc": counts.auc(),
         "auc_ci95": [auc_lo, auc_hi],
-        "tpr_at_fpr": {
-            FPR_KEYS[f]: t for f, t in metrics.tpr_at_fpr(labels, scores, tuple(FPR_KEYS)).items()
-        },
-        "eps_lb_hypothesis_test": float(hypothesis.max()),
+        "tpr_at_fpr": {FPR_KEYS[f]: t for f, t in counts.tpr_at_fpr(tuple(FPR_KEYS)).items()},
+        "eps_hypothesis_test_heuristic": heuristic,
     }
 
 
@@ -151,7 +177,7 @@ def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSecti
                     col["auc"],
                     f"{col['auc_ci95'][0]:.3f}–{col['auc_ci95'][1]:.3f}",
                     col["tpr_at_fpr"]["0.001"],
-                    col["eps_lb_hypothesis_test"],
+                    col["eps_hypothesis_test_heuristic"],
                 )
             )
             + "</tr>"
@@ -162,11 +188,11 @@ def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSecti
             "column",
             "role",
             "eps lower bound (c_lb / {c+eps}_lb)",
-            "eps_tilde",
+            "eps_tilde = {c+eps}_lb − c_lb (not a lower bound)",
             "AUC",
-            "AUC 95% CI",
+            "AUC 95% CI (bootstrap)",
             "TPR at 0.1% FPR",
-            "hypothesis-test eps lb",
+            "hypothesis-test eps (heuristic, not a bound)",
         )
     )
     thresholds = report["thresholds"]
@@ -183,12 +209,18 @@ def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSecti
         "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}",
         "img{max-width:520px}</style></head><body>",
         f"<h1>{html.escape(report['title'])}</h1>",
+        "".join(f"<p><b>Note:</b> {html.escape(note)}</p>" for note in report["notes"]),
         f"<p><b>c_lb</b> = {_fmt(report['c_lb'])} &nbsp; n = {report['n']} ({report['members']} members, "
         f"{report['nonmembers']} non-members); sweep: {sweep}; alpha = {report['alpha']}, "
-        f"delta = {report['delta']}.</p>",
+        f"delta = {report['delta']}; member prior = {report['member_prior']:.4g}.</p>",
         f"<table><tr>{head}</tr>{''.join(rows)}</table>",
-        "<p>eps_tilde = {c+eps}_lb − c_lb. Each bound holds at confidence 1 − alpha, split between "
-        "the baseline and the MIA bound and Bonferroni-corrected over the thresholds.</p>",
+        "<p>c_lb and {c+eps}_lb are eps lower bounds: each holds at confidence 1 − alpha, split "
+        "between the baseline and the MIA bound and Bonferroni-corrected over the thresholds, "
+        "taking each row to be a member with probability equal to the member prior (the "
+        "design's, else the table's member fraction), so an unbalanced table gets no bound from "
+        "its imbalance. eps_tilde = {c+eps}_lb − c_lb is a difference of two lower bounds, not a "
+        "lower bound itself. The hypothesis-test eps is a heuristic: its Clopper–Pearson intervals "
+        "treat the rows as independent trials, but they all come from one training run.</p>",
         "<h2>Plots</h2>",
         "".join(_img(name, data) for name, data in images.items()),
     ]
@@ -201,14 +233,43 @@ def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSecti
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:
     """Publish the staged files: one rename for a new directory, else one rename per file."""
-    if not out_dir.exists():
+    if staging.parent == out_dir:
+        for item in staging.iterdir():
+            os.replace(item, out_dir / item.name)
+        staging.rmdir()
+    else:
         os.rename(staging, out_dir)
-        return
-    if not out_dir.is_dir():
+
+
+def check_report_inputs(
+    scores: pd.DataFrame,
+    out_dir,
+    *,
+    baseline: str | None = "baseline_pred",
+    thresholds: int | None = None,
+    alpha: float = 0.05,
+    delta: float = 0.0,
+    member_prior: float | None = None,
+) -> pd.DataFrame:
+    """Every refusal write_report makes about its inputs, made before any work (a CLI calls it
+    before privaudit.core.rundir.prepare_output_dir); returns the validated table."""
+    if thresholds is not None and thresholds < 1:
+        raise InputError(f"--thresholds must be a positive integer, got {plain(thresholds)}.")
+    if not 0 < alpha < 1:
+        raise InputError(f"--alpha must be between 0 and 1, got {plain(alpha)}.")
+    if not 0 <= delta < 1:
+        raise InputError(f"--delta must be in [0, 1), got {plain(delta)}.")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a directory.")
-    for item in staging.iterdir():
-        os.replace(item, out_dir / item.name)
-    staging.rmdir()
+    scores = validate_scores_table(scores)
+    check_baseline(scores, baseline)
+    members = int(scores[MEMBER_COLUMN].sum())
+    bounds.resolve_member_prior(members, len(scores), delta=delta, member_prior=member_prior)
+    if thresholds is not None:
+        for name in score_columns(scores):
+            bounds.check_threshold_range(name, scores[name].to_numpy())
+    return scores
 
 
 def write_report(
@@ -219,54 +280,78 @@ def write_report(
     thresholds: int | None = None,
     alpha: float = 0.05,
     delta: float = 0.0,
+    member_prior: float | None = None,
     title: str = "privaudit report",
     sections: Sequence[ReportSection] = (),
     extra: Mapping | None = None,
     config: Mapping | None = None,
+    notes: Sequence[str] = (),
 ) -> dict:
-    """Audit every score column of `scores` and write the report into `out_dir`; return report.json's dict."""
+    """Audit every score column of `scores` and write the report into `out_dir`; return report.json's dict.
+
+    `member_prior`: the probability with which the audit's design made each row a member,
+    independently of the others (PANORAMIA's test mix and the one-run canaries: 0.5); None takes
+    the table's member fraction. `notes`: sentences shown at the top of the report."""
     started = time.perf_counter()
-    if thresholds is not None and thresholds < 1:
-        raise InputError(f"--thresholds must be a positive integer, got {thresholds}.")
-    if not 0 < alpha < 1:
-        raise InputError(f"--alpha must be between 0 and 1, got {alpha}.")
-    if not 0 <= delta < 1:
-        raise InputError(f"--delta must be in [0, 1), got {delta}.")
-    scores = validate_scores_table(scores)
-    check_baseline(scores, baseline)
+    scores = check_report_inputs(
+        scores,
+        out_dir,
+        baseline=baseline,
+        thresholds=thresholds,
+        alpha=alpha,
+        delta=delta,
+        member_prior=member_prior,
+    )
     labels = scores[MEMBER_COLUMN].to_numpy()
     columns = {name: scores[name].to_numpy() for name in score_columns(scores)}
 
     audit = bounds.panoramia_bounds(
-        labels, columns, baseline=baseline, thresholds=thresholds, alpha=alpha, delta=delta
+        labels,
+        columns,
+        baseline=baseline,
+        thresholds=thresholds,
+        alpha=alpha,
+        delta=delta,
+        member_prior=member_prior,
     )
     curves: dict[str, bounds.EpsCurve] = audit["curves"]
+    prior = next(iter(curves.values())).member_prior
     report = {
         "title": title,
+        "notes": list(notes),
         "n": int(labels.size),
         "members": int(labels.sum()),
         "nonmembers": int(labels.size - labels.sum()),
+        "member_fraction": float(labels.mean()),
+        "member_prior": prior,
         "baseline": baseline,
         "thresholds": thresholds,
         "alpha": alpha,
         "delta": delta,
         "c_lb": audit["c_lb"],
         "eps_tilde": audit["eps_tilde"],
+        "definitions": DEFINITIONS,
         "columns": {},
     }
+    counts = {name: metrics.threshold_counts(labels, values) for name, values in columns.items()}
     for seed, (name, values) in enumerate(columns.items()):
-        stats = _column_stats(labels, values, curves[name], alpha=alpha, delta=delta, seed=seed)
+        stats = _column_stats(
+            counts[name], labels, values, curves[name], alpha=alpha, delta=delta, seed=seed
+        )
         report["columns"][name] = {"role": "baseline" if name == baseline else "attack", **stats}
     if extra:
         report["extra"] = to_jsonable(dict(extra))
 
-    rocs = {name: metrics.roc_curve(labels, values)[:2] for name, values in columns.items()}
+    rocs = {name: c.roc()[:2] for name, c in counts.items()}
     precision_curves = {}
-    for name, values in columns.items():
-        precision, recall, _ = metrics.precision_recall_curve(labels, values)
-        predicted = metrics.threshold_counts(labels, values).predicted[1:]
+    for name, c in counts.items():
+        precision, recall, _ = c.precision_recall()
+        # Only the plotted points: the binomial quantiles below are the slow part.
+        recall, precision, predicted = plots.thin(recall, precision, c.predicted[1:])
         # The authors' theoretical line: the (1 - alpha/2) binomial quantile at the column's bound.
-        max_precision = bounds.theoretical_max_precision(predicted, curves[name].eps_max, alpha / 2)
+        max_precision = bounds.theoretical_max_precision(
+            predicted, curves[name].eps_max, alpha / 2, member_prior=prior
+        )
         precision_curves[name] = (recall, precision, max_precision)
     images = {
         "roc.png": plots.roc_png(rocs, log_scale=False),
@@ -309,9 +394,15 @@ def write_report(
 
 
 def _publish(files: Mapping[str, bytes], out_dir: Path) -> None:
-    """Write every file into a staging folder beside out_dir, then move them in all at once."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    """Write every file into a staging folder, then move them in all at once: inside an existing
+    run directory (prepare_output_dir checked it is writable), else beside the new one."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a directory.")
+    if out_dir.is_dir():
+        staging = make_staging_dir(out_dir, ".report-")
+    else:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = make_staging_dir(out_dir.parent, f".{out_dir.name}.")
     try:
         for name, data in files.items():
             (staging / name).write_bytes(data)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -32,11 +33,31 @@ KEY_LIBRARIES = (
 )
 
 
+def _create_fresh(parent: Path, prefix: str, make) -> tuple[Path, Any]:
+    """`make(path)` on a new name `parent/<prefix><random>.tmp` (make must raise FileExistsError
+    on a clash); returns the path and what make returned. Random names keep writers apart."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(6)}.tmp"
+        try:
+            return path, make(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {parent}")
+
+
+def make_staging_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new empty folder in `parent` with the usual mode (0o777 less the umask, as mkdir gives;
+    tempfile.mkdtemp gives 0o700, which a staged run directory would keep when renamed)."""
+    return _create_fresh(Path(parent), prefix, lambda path: path.mkdir(mode=0o777))[0]
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same folder and an atomic rename."""
+    """Write `data` to `path` via a temp file in the same folder and an atomic rename; the file
+    gets the mode open() gives (0o666 less the umask; tempfile.mkstemp would give 0o600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    tmp, fd = _create_fresh(path.parent, f".{path.name}.", lambda p: os.open(p, flags, 0o666))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -44,7 +65,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

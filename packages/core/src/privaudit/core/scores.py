@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from privaudit.core.errors import InputError
+from privaudit.core.errors import InputError, plain
 
 MEMBER_COLUMN = "member"
 
@@ -39,7 +39,7 @@ def validate_scores_table(df: pd.DataFrame, source: str = "scores table") -> pd.
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
             f"{source}: column '{MEMBER_COLUMN}' must be 0 or 1, but row {row} holds "
-            f"{df[MEMBER_COLUMN].iloc[row]!r}."
+            f"{plain(df[MEMBER_COLUMN].iloc[row])}."
         )
     if member.nunique() < 2:
         only = int(member.iloc[0])
@@ -54,7 +54,7 @@ def validate_scores_table(df: pd.DataFrame, source: str = "scores table") -> pd.
             row = int(bad_rows[0])
             raise InputError(
                 f"{source}: score column '{column}' holds a non-finite or non-numeric value "
-                f"{df[column].iloc[row]!r} at row {row}."
+                f"{plain(df[column].iloc[row])} at row {row}."
             )
         out[column] = values
     return out
@@ -87,5 +87,6 @@ def check_baseline(df: pd.DataFrame, baseline: str | None, source: str = "scores
     columns = score_columns(df)
     if baseline not in columns:
         raise InputError(
-            f"{source} has no baseline column '{baseline}' (score columns: {', '.join(columns)})."
+            f"{source} has no baseline column '{baseline}' (score columns: {', '.join(columns)}); "
+            "name one with --baseline COLUMN, or use --baseline none to audit every column as an attack."
         )
