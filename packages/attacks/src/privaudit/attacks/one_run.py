@@ -89,7 +89,7 @@ def run_one_run(config: OneRunConfig, out_dir: str | Path, *, progress: bool = T
     )
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     return write_report(
-        scores, out_dir, baseline=None, alpha=config.alpha, delta=delta,
+        scores, out_dir, baseline=None, alpha=config.alpha, delta=delta, member_prior=0.5,  # canaries in w.p. 1/2
         title="privaudit attacks: one-run DP audit", config=dataclasses.asdict(config),
         extra={"one_run": audit, "eps_lower_bound": audit["eps_lb"],
                "dp_epsilon_spent": None if privacy is None else privacy["epsilon_spent"], "dp": privacy},

@@ -35,7 +35,12 @@ from privaudit.core.report import (
     ground_truth_summary,
     write_report,
 )
-from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json, prepare_output_dir
+from privaudit.core.rundir import (
+    StageCache,
+    atomic_write_bytes,
+    atomic_write_json,
+    prepare_output_dir,
+)
 from privaudit.dp.randomness import seed_for
 from torch import nn
 
@@ -298,7 +303,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             table[column] = attack.score(test, test_signals)
         return pd.DataFrame(table)
 
-    common = {"alpha": settings.alpha, "config": settings.config}
+    # each test slot holds a real member with probability 1/2 by design: the bounds' prior
+    common = {"alpha": settings.alpha, "config": settings.config, "member_prior": 0.5}
     ground_truth = None
     if non_members is not None and len(non_members):
         gt_scores = cache.frame(cache.path("scores-ground-truth", {**attack_key, "n": len(non_members)}, "parquet"),

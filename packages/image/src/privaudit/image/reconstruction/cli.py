@@ -13,7 +13,7 @@ from privaudit.core.errors import CliParser, InputError, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from privaudit.attacks.devices import DEVICE_HELP
+    from privaudit.dp.devices import DEVICE_HELP
     from privaudit.image.reconstruction.config import PACKAGED_CONFIGS
 
     parser = CliParser(prog="audit-image reconstruct", description=__doc__)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from privaudit.attacks.config import load_config
-from privaudit.attacks.devices import is_device_name
 from privaudit.attacks.reconstruction.heads import HeadConfig, HeadPrivacy
 from privaudit.attacks.reconstruction.reconstructor import ReconstructorConfig
+from privaudit.core.config import load_config
+from privaudit.dp.devices import is_device_name
 from privaudit.image.reconstruction.backbone import BACKBONES
 
 # configs shipped with the package, by name (--config NAME)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from privaudit.attacks.devices import resolve_device
 from privaudit.attacks.reconstruction import evaluation
 from privaudit.attacks.reconstruction.heads import DPSchedule, head_accuracy
 from privaudit.attacks.reconstruction.reconstructor import (
@@ -26,6 +25,7 @@ from privaudit.attacks.reconstruction.shadow import ShadowJob, train_shadow_head
 from privaudit.attacks.reconstruction.store import HeadStore, StoreLayout
 from privaudit.core.errors import InputError
 from privaudit.core.rundir import StageCache, atomic_write_json, stable_key
+from privaudit.dp.devices import resolve_device
 from privaudit.dp.randomness import seed_for
 from privaudit.image import data as image_data
 from privaudit.image.models import ccexam_mnist
