@@ -67,13 +67,13 @@ def test_reconstruct_one_vs_rest_heads_with_dp(tmp_path, capsys):
     [
         (["--set", "shadow_heads=0"], "shadow_heads must be a positive integer"),
         (["--set", "heads.kind=conv"], "heads.kind must be one of linear, mlp"),
-        (["--set", "heads.lr=fast"], "heads.lr must be float or NoneType"),
+        (["--set", "heads.lr=fast"], "config field 'heads.lr' must be float, got 'fast'"),
         (["--set", "shadow_heds=5"], "unknown field 'shadow_heds'"),
         (["--data", "/nonexistent/images"], "data path /nonexistent/images does not exist"),
         (["--backbone", "ccexam-mnist", "--data", "digits"], "backbone ccexam-mnist reads MNIST"),
         (["--epsilon", "-1"], "dp.epsilon must be positive"),
         (["--set", "image_size=12"], "image_size must be a power of two"),
-        (["--config", "/nonexistent.yaml"], "cannot read the config file /nonexistent.yaml"),
+        (["--config", "/nonexistent.yaml"], "config file /nonexistent.yaml cannot be read"),
         (["--heads", "cnn"], "invalid choice: 'cnn'"),
         (["--set", "attacked_images=2000", "--data", "digits"], "the data has 1797 images"),
         (
