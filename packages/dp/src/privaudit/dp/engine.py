@@ -56,10 +56,7 @@ class PerSampleClipper:
         self.per_layer = per_layer
         self.loss_reduction = loss_reduction
         self.mode = mode
-        self.layer_params = {
-            m: {n: p for n, p in m.named_parameters(recurse=False) if p.requires_grad} for m in module.modules()
-        }
-        self.layer_params = {m: ps for m, ps in self.layer_params.items() if ps}
+        self.layer_params = layer_parameters(module)
         self.params = list(dict.fromkeys(p for ps in self.layer_params.values() for p in ps.values()))
         if not self.params:
             raise DPError("the model has no trainable parameters.")
@@ -300,6 +297,30 @@ class PerSampleClipper:
         for p, g in zip(self.params, saved, strict=True):
             p.grad = g
         return sums
+
+
+def layer_parameters(module: nn.Module) -> dict[nn.Module, dict[str, nn.Parameter]]:
+    """The trainable parameters each hooked layer answers for: its own (less aliases of its
+    descendants' parameters), or its whole subtree's when its rule covers submodules (whose
+    descendants are then not hooked)."""
+    covered: set[nn.Module] = set()
+    layers = {}
+    for m in module.modules():
+        if m in covered:
+            continue
+        rule = rule_for(m)
+        whole = rule is not None and rule.covers_submodules
+        if whole:
+            covered.update(m.modules())
+        params = {n: p for n, p in m.named_parameters(recurse=whole) if p.requires_grad}
+        if params and not whole:
+            # a parameter also registered below (an alias, as in Opacus' renamed DPLSTM parameters)
+            # belongs to the descendant whose forward uses it
+            below = {p for child in m.children() for p in child.parameters()}
+            params = {n: p for n, p in params.items() if p not in below}
+        if params:
+            layers[m] = params
+    return layers
 
 
 def earliest_outputs(outputs: list[GradientEdge]) -> list[GradientEdge]:

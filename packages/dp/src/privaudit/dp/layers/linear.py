@@ -32,7 +32,8 @@ def linear_weighted_weight(a: Tensor, g: Tensor, coef: Tensor) -> Tensor:
     return g.reshape(-1, g.shape[-1]).t() @ a.reshape(-1, a.shape[-1])
 
 
-@register_rule(nn.Linear)
+# Opacus' RNNLinear (the cells of DPLSTM / DPGRU / DPRNN) is an nn.Linear called once per time step
+@register_rule(nn.Linear, "opacus.layers.dp_rnn.RNNLinear")
 class LinearRule(LayerRule):
     def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
