@@ -178,13 +178,14 @@ def test_parameter_used_outside_its_layer_is_refused():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("kernels", ["triton", "torch"])
 @pytest.mark.parametrize("model_kind, mode", [("sequence", "bookkeeping"), ("tied", "bookkeeping"), ("conv", "bookkeeping"),
                                              ("sequence", "two_pass"), ("conv", "two_pass")])
-def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode):
+def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode, kernels):
     model, x, y = make_batch(model_kind)
     model, x, y = model.cuda(), x.cuda(), y.cuda()
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.5)
-    clipper = PerSampleClipper(model, max_grad_norm=0.5, mode=mode)
+    clipper = PerSampleClipper(model, max_grad_norm=0.5, mode=mode, kernels=kernels)
     if mode == "two_pass":
         sums = clipper.two_pass_backward(F.cross_entropy(model(x), y, reduction="none"))
     else:

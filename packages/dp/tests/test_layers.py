@@ -2,6 +2,12 @@
 with torch.func per-sample gradients of the layer itself. A layer's own rule is checked on its own
 (explicit gradients, ghost norms); every case then goes through the engine's hooks."""
 
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -251,15 +257,15 @@ def draw_case(data, cases, kind, input_needs_grad):
     return module, x, g, expected, norms
 
 
-def check_engine(module, x, g, expected, norms, rtol=1e-4, atol=1e-10):
+def check_engine(module, x, g, expected, norms, rtol=1e-4, atol=1e-10, **options):
     """The engine: per-sample norms and the clipped sum, through hooks and one backward pass."""
-    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
+    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum", **options)
     (module(x) * g).sum().backward()
-    torch.testing.assert_close(clipper.per_sample_norms(), norms, rtol=rtol, atol=atol)
+    torch.testing.assert_close(clipper.per_sample_norms(), norms.to(clipper.per_sample_norms().dtype), rtol=rtol, atol=atol)
     factors = (clipper.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
     sums = clipper.clipped_sum()
     for name, p in module.named_parameters():
-        want = torch.einsum("b,b...->...", factors, expected[name])
+        want = torch.einsum("b,b...->...", factors, expected[name]).to(sums[p].dtype)
         torch.testing.assert_close(sums[p], want, rtol=rtol, atol=atol)
     clipper.detach()
 
@@ -280,6 +286,39 @@ def test_layer_matches_torch_func(kind, input_needs_grad, data):
 def test_block_matches_torch_func(kind, data):
     module, x, g, expected, norms = draw_case(data, BLOCKS, kind, data.draw(st.booleans()))
     check_engine(module, x, g, expected, norms)
+
+
+def test_triton_kernels_under_the_interpreter():
+    """interpreted_kernels.py in a process of its own with TRITON_INTERPRET=1: @triton.jit (in Triton's
+    own library too) reads it when a kernel is defined, so it must be set before Triton is imported."""
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("needs triton")
+    here = Path(__file__).parent
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "interpreted_kernels.py")]
+    # the harness is imported from this module (test_layers) by name
+    env = os.environ | {"TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1] and "skipped" not in done.stdout.splitlines()[-1]
+
+
+def test_kernel_choice(monkeypatch):
+    from privaudit.dp import DPError
+    from privaudit.dp.kernels import ENV, resolve
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cpu = torch.device("cpu")
+    assert resolve("auto", cpu) == "torch" and resolve("torch", torch.device("cuda")) == "torch"
+    with pytest.raises(DPError, match="TRITON_INTERPRET"):
+        resolve("triton", cpu)
+    monkeypatch.setenv(ENV, "torch")
+    assert resolve("auto", torch.device("cuda")) == "torch"
+    monkeypatch.setenv(ENV, "cuda")
+    with pytest.raises(DPError, match=ENV):
+        resolve("auto", cpu)
+    with pytest.raises(DPError, match="kernels must be"):
+        PerSampleClipper(nn.Linear(2, 2), kernels="fast")
 
 
 def check_rule(kind, module, x, g, expected):

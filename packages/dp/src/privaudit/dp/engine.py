@@ -20,6 +20,7 @@ from functools import partial
 import torch
 from privaudit.dp.clipping import check_clipping, clip_factors
 from privaudit.dp.errors import DPError
+from privaudit.dp.kernels import check_kernels, resolve
 from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
 from privaudit.dp.layers.registry import LayerRule
 from torch import Tensor, nn
@@ -41,8 +42,10 @@ class PerSampleClipper:
         per_layer: bool = False,
         loss_reduction: str = "mean",
         mode: str = "bookkeeping",
+        kernels: str = "auto",
     ):
         check_clipping(clipping, max_grad_norm, gamma)
+        check_kernels(kernels)
         if loss_reduction not in ("mean", "sum"):
             raise DPError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}.")
         if mode not in MODES:
@@ -56,6 +59,8 @@ class PerSampleClipper:
         self.per_layer = per_layer
         self.loss_reduction = loss_reduction
         self.mode = mode
+        self.kernels = kernels
+        self._kernels_on: dict[torch.device, str] = {}  # kernels resolved per device
         self.layer_params = layer_parameters(module)
         self.params = list(dict.fromkeys(p for ps in self.layer_params.values() for p in ps.values()))
         if not self.params:
@@ -123,6 +128,9 @@ class PerSampleClipper:
         # two-pass asks autograd for the gradient at this edge; book-keeping needs no reference at all
         edge = get_gradient_edge(output) if self.mode == "two_pass" else None
         call = LayerCall(module, args, kwargs, edge)
+        if output.device not in self._kernels_on:
+            self._kernels_on[output.device] = resolve(self.kernels, output.device)
+        call.kernels = self._kernels_on[output.device]
         if self.mode == "bookkeeping" and self.loss_reduction == "mean":
             # the loss was the batch mean: each row of the output gradient is one sample's loss
             # gradient over B, which the norms and factors undo instead of copying the gradient

@@ -37,6 +37,8 @@ class LayerCall:
     norms_sq: dict[str, Tensor] = field(default_factory=dict)
     # explicit per-sample gradients, kept when they were computed anyway (mixed rule, tied parameters)
     per_sample: dict[str, Tensor] = field(default_factory=dict)
+    # "triton" or "torch": which implementation the rule uses where it has both (privaudit.dp.kernels)
+    kernels: str = "torch"
 
     @property
     def input(self) -> Tensor:
