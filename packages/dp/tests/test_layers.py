@@ -288,6 +288,32 @@ def test_block_matches_torch_func(kind, data):
     check_engine(module, x, g, expected, norms)
 
 
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "embedding", "layer_norm", "group_norm", "gpt2_conv1d"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@settings(max_examples=3, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_autocast_matches_torch_func_loosely(kind, dtype, data):
+    """A float32 layer under CPU autocast (its matmuls and convolutions in bf16 / fp16) against the
+    float64 reference: norms come back in float32 and agree to low precision's tolerance."""
+    module, x, g, expected, norms = draw_case(data, CASES, kind, data.draw(st.booleans()))
+    module = module.float()
+    x = x.detach().float().requires_grad_(x.requires_grad) if x.is_floating_point() else x
+    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
+    with torch.autocast("cpu", dtype=dtype):
+        out = module(x)
+    (out.float() * g.float()).sum().backward()
+    found = clipper.per_sample_norms()
+    assert found.dtype == torch.float32
+    torch.testing.assert_close(found.double(), norms, rtol=5e-2, atol=5e-2 * float(norms.max()))
+    factors = (clipper.max_grad_norm / (found.double() + 1e-6)).clamp(max=1.0)
+    sums = clipper.clipped_sum()
+    for name, p in module.named_parameters():
+        want = torch.einsum("b,b...->...", factors, expected[name])
+        assert sums[p].dtype == torch.float32
+        torch.testing.assert_close(sums[p].double(), want, rtol=5e-2, atol=5e-2 * float(want.abs().max()) + 1e-6)
+    clipper.detach()
+
+
 def test_triton_kernels_under_the_interpreter():
     """interpreted_kernels.py in a process of its own with TRITON_INTERPRET=1: @triton.jit (in Triton's
     own library too) reads it when a kernel is defined, so it must be set before Triton is imported."""

@@ -14,6 +14,7 @@ and clipping factors (LayerCall.grad_scale), not by a scaled copy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from functools import partial
 
@@ -165,18 +166,10 @@ class PerSampleClipper:
             call.args, call.kwargs, call.grad_out = (), {}, None
             return
         self._capturing = False
+        work = widened(call, next(iter(params.values())).dtype)
         try:
-            norms = None if shared else rule.ghost_norms_sq(call)
-            if norms is None:
-                # holding the input and output gradient until the clipped sum can take less memory
-                # than holding B per-sample gradients (e.g. a conv with many channels and few
-                # positions): then the rule's direct route forms the clipped sum from them instead
-                # (two-pass keeps per-sample gradients only for shared parameters: the second backward forms the sum)
-                keep = shared or (self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params))
-                norms, per_sample = rule.explicit_norms_sq(call, keep=keep)
-                call.per_sample = {n: g for n, g in per_sample.items() if n in params}
-                if keep:  # the per-sample gradients are all the clipped sum needs now
-                    call.args, call.kwargs, call.grad_out = (), {}, None
+            with torch.autocast(call.grad_out.device.type, enabled=False):
+                norms = self._norms(rule, call, work, params, shared)
         finally:
             self._capturing = True
         missing = sorted(set(params) - set(norms))
@@ -191,6 +184,22 @@ class PerSampleClipper:
             # gradients of shared parameters, whose norms need their sum over calls) stay
             call.args, call.kwargs, call.grad_out = (), {}, None
             call.per_sample = {n: g for n, g in call.per_sample.items() if self._uses[params[n]] > 1}
+
+    def _norms(self, rule, call: LayerCall, work: LayerCall, params, shared: bool) -> dict[str, Tensor]:
+        """The rule's per-sample squared norms, from `work` (the call in the parameters' precision);
+        per-sample gradients are kept on `call` where the clipped sum will need them."""
+        norms = None if shared else rule.ghost_norms_sq(work)
+        if norms is None:
+            # holding the input and output gradient until the clipped sum can take less memory
+            # than holding B per-sample gradients (e.g. a conv with many channels and few
+            # positions): then the rule's direct route forms the clipped sum from them instead
+            # (two-pass keeps per-sample gradients only for shared parameters: the second backward forms the sum)
+            keep = shared or (self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params))
+            norms, per_sample = rule.explicit_norms_sq(work, keep=keep)
+            call.per_sample = {n: g for n, g in per_sample.items() if n in params}
+            if keep:  # the per-sample gradients are all the clipped sum needs now
+                call.args, call.kwargs, call.grad_out = (), {}, None
+        return norms
 
     @staticmethod
     def _recompute_is_smaller(rule, call: LayerCall, params: dict[str, nn.Parameter]) -> bool:
@@ -264,7 +273,10 @@ class PerSampleClipper:
         for call in self.calls:
             rule = rule_for(call.module) or FALLBACK_RULE
             params = self.layer_params[call.module]
-            for name, g in rule.weighted_grads(call, factors[call.module] * call.grad_scale).items():
+            work = widened(call, next(iter(params.values())).dtype)
+            with torch.autocast(self.params[0].device.type, enabled=False):
+                weighted = rule.weighted_grads(work, factors[call.module] * call.grad_scale)
+            for name, g in weighted.items():
                 if name in params:
                     p = params[name]
                     sums[p] = sums[p] + g if p in sums else g
@@ -305,6 +317,18 @@ class PerSampleClipper:
         for p, g in zip(self.params, saved, strict=True):
             p.grad = g
         return sums
+
+
+def widened(call: LayerCall, dtype: torch.dtype) -> LayerCall:
+    """The call with its floating inputs and output gradient in `dtype`, the parameters' precision:
+    under bf16 / fp16 autocast, norms and clipped sums are formed (and accumulated) in float32."""
+
+    def cast(t):
+        return t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != dtype else t
+
+    if all(cast(t) is t for t in (*call.args, call.grad_out)):
+        return call
+    return dataclasses.replace(call, args=tuple(cast(a) for a in call.args), grad_out=cast(call.grad_out))
 
 
 def layer_parameters(module: nn.Module) -> dict[nn.Module, dict[str, nn.Parameter]]:
