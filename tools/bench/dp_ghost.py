@@ -94,7 +94,7 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
         from privaudit.dp import make_private
 
         mode = "two_pass" if method.endswith("two_pass") else "bookkeeping"
-        model, optimizer, _, _ = make_private(model, optimizer, loader, noise_multiplier=1.0, max_grad_norm=1.0, seed=0, mode=mode)
+        model, optimizer, _, _ = make_private(model, optimizer, loader, noise_multiplier=1.0, max_grad_norm=1.0, mode=mode)
 
         def step():
             if mode == "two_pass":

@@ -126,3 +126,21 @@ def test_unknown_or_missing_device_exits_2(tmp_path, capsys, device, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_corrupt_reference_checkpoint_exits_2_with_one_sentence(tmp_path, capsys):
+    import numpy as np
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i in range(2):
+        (refs / f"m{i}.pt").write_bytes(b"garbage, not torch.save output")
+    np.save(tmp_path / "membership.npy", np.array([[1, 0] * 100, [0, 1] * 100]))
+    config = tmp_path / "mia.yaml"
+    config.write_text(TINY_MIA)
+    args = ["mia", "--config", str(config), "--set", f"references.checkpoint_dir={refs}",
+            "--set", f"references.membership={tmp_path / 'membership.npy'}", "--set", "references.count=2",
+            "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "m0.pt is not a readable torch file" in err and err.count("\n") == 1 and "Traceback" not in err

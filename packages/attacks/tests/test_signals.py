@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 from privaudit.attacks.augment import image_queries
-from privaudit.attacks.signals import Signals, logit_scaled_confidence
+from privaudit.attacks.signals import Signals, example_loss, logit_scaled_confidence
 from privaudit.attacks.targets import CausalLMTarget, ClassifierTarget
 from torch import nn
 
@@ -16,6 +16,17 @@ def test_logit_scaled_confidence_matches_log_odds_and_stays_finite():
         torch.tensor([[100.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([0])
     )
     assert torch.allclose(extreme, torch.tensor([100.0 - np.log(2)], dtype=torch.float64))
+
+
+def test_example_loss_keeps_resolution_for_memorised_examples():
+    logits = torch.randn(40, 5, dtype=torch.float64)
+    labels = torch.randint(0, 5, (40,))
+    expected = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    torch.testing.assert_close(example_loss(logits, labels), expected, rtol=1e-12, atol=1e-14)
+    # margins 40 and 60: logsumexp - z_y is 0 in float64 for both; -log p_y = log(1 + 2 e^-margin)
+    margins = torch.tensor([[40.0, 0.0, 0.0], [60.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(example_loss(margins, torch.tensor([0, 0])),
+                               torch.tensor([2 * np.exp(-40.0), 2 * np.exp(-60.0)], dtype=torch.float64))
 
 
 def test_shift_and_mirror_queries_move_pixels():

@@ -169,7 +169,7 @@ def test_parameter_used_outside_its_layer_is_refused():
 
     model = Sneaky()
     data = DataLoader(TensorDataset(torch.randn(8, 3), torch.randn(8, 1)), batch_size=4)
-    model, opt, loader, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, seed=0)
+    model, opt, loader, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, noise_seed=0)
     x, y = next(iter(loader))
     x = x.requires_grad_(True)  # the first layer's weight is hidden from autograd too
     F.mse_loss(model(x), y).backward()

@@ -35,7 +35,7 @@ def test_zero_noise_step_equals_reference_step(reference, mode):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model, opt, loader, _ = make_private(
         model, torch.optim.SGD(model.parameters(), lr=0.7), DataLoader(data, batch_size=16),
-        noise_multiplier=0.0, max_grad_norm=0.2, seed=3, mode=mode,
+        noise_multiplier=0.0, max_grad_norm=0.2, noise_seed=3, mode=mode,
     )
     x, y = next(iter(loader))
     assert len(x) > 0
@@ -51,7 +51,7 @@ def test_physical_batches_give_the_same_logical_step():
         model, data = small_problem()
         model, opt, loader, acc = make_private(
             model, torch.optim.SGD(model.parameters(), lr=0.5), DataLoader(data, batch_size=16),
-            noise_multiplier=0.5, seed=11, max_physical_batch_size=physical,
+            noise_multiplier=0.5, noise_seed=11, max_physical_batch_size=physical,
         )
         sizes = []
         for x, y in loader:
@@ -71,7 +71,7 @@ def test_empty_poisson_batches_still_step_with_noise():
     model, data = small_problem(n=10)
     model, opt, loader, acc = make_private(
         model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(data, batch_size=1),
-        noise_multiplier=1.0, seed=0,
+        noise_multiplier=1.0, noise_seed=0,
     )
     sizes = []
     for x, y in loader:
@@ -92,7 +92,7 @@ def test_tiny_dp_run_trains_and_reports_epsilon():
     data = TensorDataset(data.tensors[0].float(), data.tensors[1])
     model, opt, loader, acc = make_private(
         model, torch.optim.SGD(model.parameters(), lr=1.0), DataLoader(data, batch_size=64),
-        target_epsilon=3.0, epochs=4, max_grad_norm=1.0, seed=0,
+        target_epsilon=3.0, epochs=4, max_grad_norm=1.0, noise_seed=0,
     )
     losses = []
     for _ in range(4):
@@ -153,7 +153,7 @@ def test_cuda_noisy_step_matches_the_reference_step_plus_gaussian_noise(referenc
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model, opt, loader, _ = make_private(
         model, torch.optim.SGD(model.parameters(), lr=1.0), DataLoader(data, batch_size=128),
-        noise_multiplier=2.0, max_grad_norm=0.5, seed=3, mode=mode,
+        noise_multiplier=2.0, max_grad_norm=0.5, noise_seed=3, mode=mode,
     )
     x, y = next(iter(loader))
     assert x.is_cuda and len(x) > 0

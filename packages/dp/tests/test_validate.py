@@ -18,7 +18,7 @@ def test_batchnorm_is_refused_with_the_fix():
         make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0)
     model = fix(model)
     assert problems(model) == [] and isinstance(model[1], nn.GroupNorm) and model[1].num_groups == 6
-    model, opt, loader, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, seed=0)
+    model, opt, loader, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, noise_seed=0)
     for x, y in loader:
         F.cross_entropy(model(x), y).backward()
         opt.step()

@@ -54,3 +54,24 @@ def test_torch_checkpoint_without_spec(adult_slice_csv, tmp_path, capsys):
     checkpoint.write_bytes(b"not really")
     line = _run_bad(["--data", str(adult_slice_csv), "--label", "income", "--model", str(checkpoint)], tmp_path, capsys)
     assert "--model-spec" in line
+
+
+def test_column_types_come_from_values_not_names(adult_slice_csv):
+    from privaudit.tabular.data import detect_sdtypes, prepare_table
+
+    frame = pd.read_csv(adult_slice_csv).iloc[:300]
+    frame["city"] = ["Paris", "Lyon", "Nice"] * 100  # sdv's name-based detection calls this personal data
+    frame["email"] = [1.5, 2.5, 3.5] * 100
+    types = detect_sdtypes(frame)
+    assert types["city"] == "categorical" and types["email"] == "numerical"
+    assert prepare_table(frame, "income", source="t", min_rows=100).sdtypes["city"] == "categorical"
+
+
+@pytest.mark.parametrize("rows", [997, 998, 1001, 1999])
+def test_small_tables_lose_no_row_to_the_splits(adult_slice_csv, rows):
+    from privaudit.tabular.data import prepare_table, split_table
+
+    table = prepare_table(pd.read_csv(adult_slice_csv).iloc[:rows], "income", source="t", min_rows=100)
+    splits = split_table(table, generator_rows=700, audit_members=900, non_members=400, seed=0)
+    sizes = [len(splits.generator), len(splits.audit_members), len(splits.non_members)]
+    assert sum(sizes) == rows, sizes

@@ -4,10 +4,14 @@ import json
 
 import joblib
 import pandas as pd
+import pytest
+import skops.io
 import torch
 import yaml
+from privaudit.core.errors import InputError
 from privaudit.tabular.cli import main
 from privaudit.tabular.models import TabularMLP
+from privaudit.tabular.targets import _read_estimator
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -41,8 +45,8 @@ def test_user_sklearn_estimator(adult_slice_csv, tmp_path, capsys):
         ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), categorical), ("n", StandardScaler(), numerical)]),
         LogisticRegression(max_iter=500),
     ).fit(train.drop(columns="income"), train["income"])
-    path = tmp_path / "clf.joblib"
-    joblib.dump(estimator, path)
+    path = tmp_path / "clf.skops"
+    skops.io.dump(estimator, path)
     report = _audit(tmp_path, capsys, train, held, path)
     assert set(report["eps_tilde"]) == {"mia_model_pred"}
     assert report["extra"]["target"]["kind"] == "user"
@@ -62,3 +66,21 @@ def test_user_torch_checkpoint(adult_slice_csv, tmp_path, capsys):
     report = _audit(tmp_path, capsys, train, held, path, "--model-spec", str(spec))
     assert set(report["eps_tilde"]) == {"mia_model_pred"}
     assert report["extra"]["ground_truth"]["n"] == 450
+
+
+class NotAnEstimator:
+    """A user class: skops does not trust it, pickle would run its code."""
+
+
+def test_estimator_files_skops_refuses_untrusted_types_joblib_loads(tmp_path):
+    fitted = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    joblib.dump(fitted, tmp_path / "clf.joblib")
+    assert _read_estimator(tmp_path / "clf.joblib").coef_.shape == (1, 1)
+    skops.io.dump(fitted, tmp_path / "clf.skops")
+    assert _read_estimator(tmp_path / "clf.skops").coef_.shape == (1, 1)
+    skops.io.dump({"model": NotAnEstimator()}, tmp_path / "odd.skops")
+    with pytest.raises(InputError, match="does not trust"):
+        _read_estimator(tmp_path / "odd.skops")
+    (tmp_path / "bad.skops").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a readable skops file"):
+        _read_estimator(tmp_path / "bad.skops")

@@ -15,10 +15,10 @@ from privaudit.attacks.data import load_images, split_indices
 from privaudit.attacks.references import ReferenceStore, in_out_design, train_reference_models
 from privaudit.attacks.signals import Signals
 from privaudit.attacks.targets import ClassifierTarget
-from privaudit.attacks.training import seed_for
 from privaudit.core.errors import InputError
 from privaudit.core.report import write_report
 from privaudit.core.rundir import atomic_write_text, stable_key
+from privaudit.dp.randomness import seed_for
 
 TARGET_ROLE, DESIGN_ROLE = 2, 3
 

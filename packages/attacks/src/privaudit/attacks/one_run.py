@@ -14,11 +14,12 @@ from privaudit.attacks.config import OneRunConfig
 from privaudit.attacks.data import load_images, split_indices
 from privaudit.attacks.models import ModelSpec, build_model
 from privaudit.attacks.signals import example_loss
-from privaudit.attacks.training import TrainConfig, seed_for, train_model
+from privaudit.attacks.training import TrainConfig, train_model
 from privaudit.core.bounds import one_run_audit
 from privaudit.core.errors import InputError
 from privaudit.core.report import write_report
 from privaudit.core.rundir import atomic_write_text
+from privaudit.dp.randomness import seed_for
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -41,12 +42,12 @@ def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, see
     from privaudit.dp.training import fit
 
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, labels), batch_size=config.batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed))  # fmt: skip
+                                         generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))  # fmt: skip
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     try:
         model, optimizer, loader, accountant = make_private(
             model, optimizer, loader, target_epsilon=dp.target_epsilon, target_delta=dp.delta,
-            epochs=config.epochs, max_grad_norm=dp.max_grad_norm, seed=seed,
+            epochs=config.epochs, max_grad_norm=dp.max_grad_norm,
         )  # fmt: skip
     except DPError as exc:
         raise InputError(f"dp: {exc}") from exc

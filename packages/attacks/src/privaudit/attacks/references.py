@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from privaudit.attacks.checkpoints import load_checkpoint
 from privaudit.attacks.models import ModelSpec, build_model
-from privaudit.attacks.training import TrainConfig, seed_for, train_model, train_models_batched
+from privaudit.attacks.training import TrainConfig, train_model, train_models_batched
 from privaudit.core.errors import InputError
 from privaudit.core.rundir import atomic_write_bytes
+from privaudit.dp.randomness import seed_for
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -104,16 +106,7 @@ class ReferenceStore:
         atomic_write_bytes(self.path(index), buffer.getvalue())
 
     def load(self, index: int) -> nn.Module:
-        model = build_model(self.spec, 0)
-        try:
-            model.load_state_dict(
-                torch.load(self.path(index), map_location="cpu", weights_only=True)
-            )
-        except (RuntimeError, OSError) as exc:
-            raise InputError(
-                f"cannot load the checkpoint {self.path(index)} as a {self.spec.kind}: {str(exc).splitlines()[0]}"
-            ) from exc
-        return model
+        return load_checkpoint(build_model(self.spec, 0), self.path(index), self.spec.kind)
 
 
 def _train_group(

@@ -30,11 +30,6 @@ class TrainConfig:
             raise ValueError("training needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0")
 
 
-def seed_for(seed: int, *path: int) -> int:
-    """An independent 63-bit seed for a (run seed, role, index) path."""
-    return int(np.random.SeedSequence([seed, *path]).generate_state(1, np.uint64)[0] >> 1)
-
-
 def batch_order(size: int, config: TrainConfig, seed: int) -> list[np.ndarray]:
     """Positions 0..size-1 in the mini-batches of every epoch (a fresh permutation per epoch)."""
     rng = np.random.default_rng(seed)

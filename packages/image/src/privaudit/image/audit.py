@@ -24,6 +24,7 @@ from privaudit.core.report import (
     write_report,
 )
 from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
+from privaudit.dp.randomness import seed_for
 from privaudit.image import data as image_data
 from privaudit.image import gan
 from privaudit.image.config import ImageAuditConfig
@@ -108,7 +109,7 @@ def _attack(real: dict, other: dict, columns: dict[str, str], *, test_fraction: 
     n = min(len(real["images"]), len(other["images"]))
     n_train = int(round(n * (1 - test_fraction)))
     train, test = slice(0, n_train), slice(n_train, n)
-    pick_real = np.random.default_rng(seed).random(n - n_train) < 0.5
+    pick_real = np.random.default_rng(seed_for(seed, "test-mix")).random(n - n_train) < 0.5
     pick = torch.from_numpy(pick_real)
     scores = {"member": pick_real.astype(int)}
     test_images = torch.where(pick[:, None, None, None], real["images"][test], other["images"][test])
@@ -121,7 +122,8 @@ def _attack(real: dict, other: dict, columns: dict[str, str], *, test_fraction: 
             return torch.from_numpy(((x - mean) / std).astype(np.float32))
 
         model = train_attack(torch.cat([real["images"][train], other["images"][train]]), standard(train_signals),
-                             torch.cat([torch.ones(n_train), torch.zeros(n_train)]), epochs=epochs, seed=seed,
+                             torch.cat([torch.ones(n_train), torch.zeros(n_train)]), epochs=epochs,
+                             seed=seed_for(seed, "classifier", len(scores)),
                              desc=f"{desc}: {column}", device=device)
         test_signals = np.where(pick_real[:, None], s_real[test], s_other[test])
         scores[column] = attack_scores(model, test_images, standard(test_signals))
@@ -155,7 +157,8 @@ def _load_inputs(config: ImageAuditConfig):
         non_members = 0  # every image is (or may be) a training member of that model
     else:
         non_members = config.non_members
-    splits = image_data.split(n, config.generator_images, config.audit_members, non_members, config.seed)
+    splits = image_data.split(n, config.generator_images, config.audit_members, non_members,
+                              seed_for(config.seed, "split"))
     non_member_set = None
     if non_members:
         non_member_set = (dataset.images[splits.non_members], dataset.labels[splits.non_members])
@@ -214,7 +217,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
             train_idx = splits.target_train
             _say(f"training the {target_name} target on {len(train_idx)} images for {settings.epochs} epochs")
             trained, spent = train_classifier(dataset.images[train_idx], dataset.labels[train_idx], classes, settings,
-                                              seed=config.seed, desc="target", device=device)
+                                              seed=seed_for(config.seed, "target"), desc="target", device=device)
             atomic_write_json(spent_path, {"spent_epsilon": spent})
             return trained
 
@@ -245,7 +248,8 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
          + (" (resuming)" if checkpoint.exists() else ""))
     torch.set_num_threads(config.gan_threads or _usable_cores())
     try:
-        generator, gan_summary = gan.train_gan(padded, gen_labels, classes, gan_settings, seed=config.seed,
+        generator, gan_summary = gan.train_gan(padded, gen_labels, classes, gan_settings,
+                                               seed=seed_for(config.seed, "generator"),
                                                checkpoint=checkpoint, checkpoint_every=50, device=device)
     finally:
         torch.set_num_threads(config.threads)
@@ -255,7 +259,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
         helper_labels = torch.arange(config.helper_images) % classes
         labels = torch.cat([members_y, helper_labels])
         _say(f"sampling {len(labels)} synthetic images")
-        images = image_data.crop(gan.sample(generator, labels, seed=config.seed + 7), size, pad)
+        images = image_data.crop(gan.sample(generator, labels, seed=seed_for(config.seed, "synthetic")), size, pad)
         return {"images": images.contiguous(), "labels": labels}
 
     synth_key = {**gen_key, "n": len(members_y), "helper_images": config.helper_images}
@@ -267,7 +271,8 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     def build_quality():
         _say("measuring the generator's Fréchet distance")
         gen_x = dataset.images[splits.generator]
-        features = feature_space(dataset.images.shape[1:], gen_x, gen_labels, classes, config.seed, device)
+        features = feature_space(dataset.images.shape[1:], gen_x, gen_labels, classes,
+                                 seed_for(config.seed, "quality-features"), device)
         reference = features(gen_x)
         held_out = non_member_set[0] if non_member_set is not None else members_x
         return {"feature_space": features.name, "frechet_distance": frechet_distance(features(synth_x), reference),
@@ -287,7 +292,7 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
 
     def build_helper():
         _say(f"training the {helper_architecture} helper on {len(helper_y)} synthetic images")
-        return train_classifier(helper_x, helper_y, classes, helper_settings, seed=config.seed + 1, desc="helper",
+        return train_classifier(helper_x, helper_y, classes, helper_settings, seed=seed_for(config.seed, "helper"), desc="helper",
                                 device=device)[0]
 
     helper = ClassifierTarget(cache.model(cache.path("helper", helper_key, "pt"),
@@ -314,7 +319,8 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
         def build_gt():
             _say("ground truth: baseline and MIA against real non-members")
             return _attack(real, points(*non_member_set), columns, test_fraction=config.test_fraction,
-                           epochs=config.attack_epochs, seed=config.seed, desc="ground truth", device=device)
+                           epochs=config.attack_epochs, seed=seed_for(config.seed, "ground-truth"), desc="ground truth",
+                           device=device)
 
         gt_scores = cache.frame(cache.path("scores-ground-truth", attack_key, "parquet"), build_gt)
         gt_dir = out_dir / "ground-truth"
@@ -325,7 +331,8 @@ def run_audit(config: ImageAuditConfig, argv=None) -> dict:
     def build_scores():
         _say("PANORAMIA: baseline and MIA against synthetic non-members")
         return _attack(real, points(synth_x, synth_y), columns, test_fraction=config.test_fraction,
-                       epochs=config.attack_epochs, seed=config.seed, desc="panoramia", device=device)
+                       epochs=config.attack_epochs, seed=seed_for(config.seed, "panoramia"), desc="panoramia",
+                       device=device)
 
     scores = cache.frame(cache.path("scores-panoramia", attack_key, "parquet"), build_scores)
     sections = [_target_section(target_info), _quality_section(generator_quality, grid, real_grid)]

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from privaudit.attacks.devices import model_device
 from privaudit.core.rundir import atomic_write_bytes
+from privaudit.dp.randomness import seed_for
 from privaudit.image import ops
 from privaudit.image.networks import Discriminator, Generator
 from tqdm.auto import tqdm
@@ -96,10 +97,12 @@ class GanState:
     step: int = 0
     seconds: float = 0.0
     log: list | None = None
+    ada_sign_sum: float = 0.0  # ADA's running statistics since its last adjustment
+    ada_count: int = 0
 
 
 def build_networks(settings: GanSettings, resolution: int, channels: int, classes: int, seed: int):
-    torch.manual_seed(seed)
+    torch.manual_seed(seed_for(seed, "gan-init"))
     kwargs = dict(resolution=resolution, channels=channels, channel_base=settings.channel_base,
                   channel_max=settings.channel_max)
     generator = Generator(z_dim=settings.z_dim, c_dim=classes, w_dim=settings.w_dim,
@@ -129,6 +132,7 @@ def _state_bytes(state: GanState, settings: GanSettings) -> bytes:
     buffer = io.BytesIO()
     torch.save({
         "settings": asdict(settings), "step": state.step, "seconds": state.seconds, "log": state.log,
+        "ada": [state.ada_sign_sum, state.ada_count],
         "generator": state.generator.state_dict(), "discriminator": state.discriminator.state_dict(),
         "generator_ema": state.generator_ema.state_dict(), "augment": state.augment.state_dict(),
         "g_optimizer": state.g_optimizer.state_dict(), "d_optimizer": state.d_optimizer.state_dict(),
@@ -141,6 +145,7 @@ def _load_state(path: Path, state: GanState) -> None:
     for name in ("generator", "discriminator", "generator_ema", "augment", "g_optimizer", "d_optimizer"):
         getattr(state, name).load_state_dict(saved[name])
     state.step, state.seconds, state.log = int(saved["step"]), float(saved["seconds"]), list(saved["log"])
+    state.ada_sign_sum, state.ada_count = float(saved["ada"][0]), int(saved["ada"][1])
 
 
 def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: GanSettings, *, seed: int,
@@ -162,15 +167,17 @@ def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings
     if checkpoint is not None and checkpoint.exists():
         _load_state(checkpoint, state)
     G, D, G_ema, augment = state.generator, state.discriminator, state.generator_ema, state.augment
-    rng = torch.Generator().manual_seed(seed + state.step)
-    torch.manual_seed(seed + state.step)  # noise inputs and augmentations draw from the global generator
+    rng = torch.Generator()
     eye = torch.eye(classes, device=device)
     batch = min(settings.batch_size, n)
     ema_beta = 0.5 ** (batch / max(settings.ema_kimg * 1000, 1e-8))
-    ada_sign_sum, ada_count = 0.0, 0
     progress = tqdm(total=settings.steps, initial=state.step, desc="generator", unit="step", leave=False)
     started = time.perf_counter() - state.seconds
     while state.step < settings.steps:
+        # each step's batches, latents and labels (rng) and noise inputs and augmentations (global)
+        # from streams of their own, so a resumed run draws what an uninterrupted one would
+        rng.manual_seed(seed_for(seed, "gan-batches", state.step))
+        torch.manual_seed(seed_for(seed, "gan-noise", state.step))
         real_idx = torch.randint(0, n, (batch,), generator=rng).to(device)
         real, real_c = images[real_idx], eye[labels[real_idx]]
         z = torch.randn(batch, settings.z_dim, generator=rng).to(device)
@@ -184,8 +191,8 @@ def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings
         D.requires_grad_(True)
         real_logits = D(augment(real), real_c)
         d_loss = F.softplus(D(augment(fake.detach()), gen_c)).mean() + F.softplus(-real_logits).mean()
-        ada_sign_sum += float(real_logits.detach().sign().sum())
-        ada_count += batch
+        state.ada_sign_sum += float(real_logits.detach().sign().sum())
+        state.ada_count += batch
         state.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
         r1 = None
@@ -214,10 +221,10 @@ def train_gan(images: torch.Tensor, labels: torch.Tensor, classes: int, settings
 
         # ADA: move p toward keeping E[sign(D(real))] at the target.
         if (state.step + 1) % settings.ada_interval == 0:
-            r_t = ada_sign_sum / max(ada_count, 1)
-            adjust = np.sign(r_t - settings.ada_target) * ada_count / (settings.ada_kimg * 1000)
+            r_t = state.ada_sign_sum / max(state.ada_count, 1)
+            adjust = np.sign(r_t - settings.ada_target) * state.ada_count / (settings.ada_kimg * 1000)
             augment.p.copy_((augment.p + adjust).clamp(0, 1))
-            ada_sign_sum, ada_count = 0.0, 0
+            state.ada_sign_sum, state.ada_count = 0.0, 0
 
         state.step += 1
         state.seconds = time.perf_counter() - started

@@ -4,14 +4,15 @@ their training (optionally DP-SGD through privaudit.dp), and the stacked attack 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from privaudit.attacks.checkpoints import load_into, read_state_dict
 from privaudit.attacks.devices import model_device
 from privaudit.core.errors import InputError
 from privaudit.dp import models as dp_models
+from privaudit.dp.randomness import seed_for
 from privaudit.dp.training import fit
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -94,25 +95,8 @@ def build_model(architecture: str, channels: int, classes: int, image_size: int)
 
 def load_checkpoint(path: str, architecture: str, channels: int, classes: int, image_size: int) -> nn.Module:
     """A user's state dict (loaded with weights_only=True) into one of the package's architectures."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"model checkpoint {path} does not exist.")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise InputError(f"model checkpoint {path} is not a readable torch state dict "
-                         f"({type(exc).__name__}); save it with torch.save(model.state_dict(), path).") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"model checkpoint {path} is not a state dict of tensors.")
-    model = build_model(architecture, channels, classes, image_size)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise InputError(f"model checkpoint {path} does not match the {architecture} architecture "
-                         f"({str(exc).splitlines()[0]}).") from exc
-    return model.eval()
+    state = read_state_dict(path)
+    return load_into(build_model(architecture, channels, classes, image_size), state, path, architecture).eval()
 
 
 @dataclass(frozen=True)
@@ -133,10 +117,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, s
                      seed: int, desc: str, device: torch.device | str = "cpu") -> tuple[nn.Module, float | None]:
     """Train a classifier on `device` with Adam (DP-SGD's private Adam when dp_epsilon is set); returns
     (model, spent eps). Batches are drawn on the CPU and moved, so every device sees the same ones."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed_for(seed, "init"))
     model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1]).to(device)
     loader = DataLoader(TensorDataset(images, labels), batch_size=settings.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     accountant = None
     if settings.dp_epsilon is not None:
@@ -145,7 +129,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, s
         try:
             model, optimizer, loader, accountant = make_private(
                 model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
-                epochs=settings.epochs, max_grad_norm=settings.max_grad_norm, seed=seed,
+                epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
             )
         except DPError as exc:
             raise InputError(f"DP training of the {settings.architecture} target is not possible: {exc}") from exc
@@ -190,10 +174,10 @@ def train_attack(images: torch.Tensor, signals: torch.Tensor, is_real: torch.Ten
                  lr: float = 1e-3, batch_size: int = 128, desc: str = "attack",
                  device: torch.device | str = "cpu") -> AttackNet:
     """Fit the attack network on `device` to tell real members (1) from the other points (0)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed_for(seed, "init"))
     model = AttackNet(images.shape[1], signals.shape[1]).to(device)
     loader = DataLoader(TensorDataset(images, signals, is_real.float()), batch_size=batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     model.train()
     for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):

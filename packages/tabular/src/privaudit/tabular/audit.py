@@ -21,6 +21,7 @@ from privaudit.core.report import (
     write_report,
 )
 from privaudit.core.rundir import StageCache, atomic_write_bytes, atomic_write_json
+from privaudit.dp.randomness import seed_for
 from privaudit.tabular import data as tabular_data
 from privaudit.tabular.config import TabularAuditConfig
 from privaudit.tabular.generator import fit_and_sample, quality
@@ -68,10 +69,10 @@ def load_table(config: TabularAuditConfig) -> tabular_data.Table:
 def _splits(config: TabularAuditConfig, table: tabular_data.Table) -> tabular_data.Splits:
     if config.model is None:
         return tabular_data.split_table(table, generator_rows=config.generator_rows, audit_members=config.audit_members,
-                                        non_members=config.non_members, seed=config.seed)
+                                        non_members=config.non_members, seed=seed_for(config.seed, "split"))
     # A user's model was trained on the whole file: every row is a member; non-members come separately.
     splits = tabular_data.split_table(table, generator_rows=config.generator_rows, audit_members=config.audit_members,
-                                      non_members=0, seed=config.seed)
+                                      non_members=0, seed=seed_for(config.seed, "split"))
     non_members = splits.non_members
     if config.non_members_data is not None:
         frame = tabular_data.read_table(config.non_members_data)
@@ -98,7 +99,7 @@ def _attack_scores(features_real, loss_real, features_other, loss_other, test_fr
 
     `loss_real`/`loss_other` map a column name to the loss used beside the features for that column.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_for(seed, "test-mix"))
     n = min(len(features_real), len(features_other))
     n_train = int(round(n * (1 - test_fraction)))
     train_idx, test_idx = np.arange(n_train), np.arange(n_train, n)
@@ -114,7 +115,7 @@ def _attack_scores(features_real, loss_real, features_other, loss_other, test_fr
         y_train = np.r_[np.ones(n_train), np.zeros(n_train)]
         x_test = np.where(pick_real[:, None], rows(features_real, loss_real[column], test_idx),
                           rows(features_other, loss_other[column], test_idx))
-        classifier = HistGradientBoostingClassifier(max_iter=iterations, random_state=seed)
+        classifier = HistGradientBoostingClassifier(max_iter=iterations, random_state=seed_for(seed, "classifier", len(scores)) % 2**32)
         classifier.fit(x_train, y_train)
         scores[column] = classifier.predict_proba(x_test)[:, 1]
     return pd.DataFrame(scores)
@@ -178,7 +179,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
         def build_target():
             _say(f"training the {config.target} target on {len(splits.target_train)} rows")
             x, y = encoder.features(splits.target_train), encoder.labels(splits.target_train)
-            model, spent = train_mlp(x, y, n_classes, settings, seed=config.seed, desc="target")
+            model, spent = train_mlp(x, y, n_classes, settings, seed=seed_for(config.seed, "target"), desc="target")
             atomic_write_json(spent_path, {"spent_epsilon": spent})
             return model
 
@@ -198,7 +199,8 @@ def run_audit(config: TabularAuditConfig) -> dict:
     def build_synthetic():
         _say(f"training CTGAN on {len(splits.generator)} rows for {config.ctgan_epochs} epochs")
         return fit_and_sample(table, splits.generator, 2 * n_audit, epochs=config.ctgan_epochs,
-                              batch_size=config.ctgan_batch_size, seed=config.seed)
+                              batch_size=config.ctgan_batch_size, seed=seed_for(config.seed, "generator"),
+                              sample_seed=seed_for(config.seed, "synthetic"))
 
     synthetic = cache.frame(cache.path("synthetic", gen_key, "parquet"), build_synthetic)
     synthetic_audit, synthetic_helper = synthetic.iloc[:n_audit], synthetic.iloc[n_audit:]
@@ -216,7 +218,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
     def build_helper():
         _say(f"training the helper on {len(synthetic_helper)} synthetic rows")
         x, y = encoder.features(synthetic_helper), encoder.labels(synthetic_helper)
-        return train_mlp(x, y, n_classes, helper_settings, seed=config.seed + 1, desc="helper")[0]
+        return train_mlp(x, y, n_classes, helper_settings, seed=seed_for(config.seed, "helper"), desc="helper")[0]
 
     helper_key = {**gen_key, "helper": helper_settings.__dict__}
     helper = EncodedTorchTarget(
@@ -228,18 +230,19 @@ def run_audit(config: TabularAuditConfig) -> dict:
     attack_key = {"target": target_key, "helper": helper_key, "inputs": ATTACK_INPUTS,
                   "test_fraction": config.test_fraction, "iterations": config.classifier_iterations}
 
-    def attack(others: pd.DataFrame, kind: str):
+    def attack(others: pd.DataFrame, kind: str, role: str):
         _say(f"training baseline and MIA classifiers (real members vs {kind})")
         losses = {name: {"baseline_pred": helper.loss(frame), mia_column: target.loss(frame)}
                   for name, frame in (("real", splits.audit_members), ("other", others))}
         return _attack_scores(encoder.records(splits.audit_members), losses["real"], encoder.records(others),
-                              losses["other"], config.test_fraction, config.classifier_iterations, config.seed)
+                              losses["other"], config.test_fraction, config.classifier_iterations,
+                              seed_for(config.seed, role))
 
     common = {"alpha": config.alpha, "config": config.as_dict()}
     ground_truth = None
     if len(splits.non_members):
         gt_scores = cache.frame(cache.path("scores-ground-truth", {**attack_key, "n": len(splits.non_members)}, "parquet"),
-                                lambda: attack(splits.non_members, "real non-members"))
+                                lambda: attack(splits.non_members, "real non-members", "ground-truth"))
         gt_dir = out_dir / "ground-truth"
         gt_report = write_report(gt_scores, gt_dir, title=f"privaudit tabular ground truth: {target_name} target vs real non-members",
                                  extra={"target": target_info}, **common)
@@ -247,7 +250,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
         timer.done("ground_truth_attacks")
 
     scores = cache.frame(cache.path("scores-panoramia", {**attack_key, **gen_key}, "parquet"),
-                         lambda: attack(synthetic_audit.reset_index(drop=True), "synthetic non-members"))
+                         lambda: attack(synthetic_audit.reset_index(drop=True), "synthetic non-members", "panoramia"))
     timer.done("panoramia_attacks")
     sections = [_quality_section(generator_quality)] + ([ground_truth_section(ground_truth)] if ground_truth else [])
     report = write_report(scores, out_dir, title=f"privaudit tabular PANORAMIA audit: {target_name} target on {table.source}",

@@ -22,9 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="CSV or Parquet table to audit (default: UCI Adult)")
     parser.add_argument("--label", help="label column of --data (default for Adult: income)")
     parser.add_argument("--model", help="your trained model: a torch state dict (.pt/.pth, loaded with "
-                        "weights_only=True, needs --model-spec) or a scikit-learn estimator saved with joblib "
-                        "(.joblib/.pkl). joblib files are unpickled: pass TRUSTED files only. The whole --data "
-                        "table is taken as the model's training set.")
+                        "weights_only=True, needs --model-spec), a scikit-learn estimator saved with skops (.skops: "
+                        "read as data, only scikit-learn/numpy types are accepted), or one saved with joblib/pickle "
+                        "(.joblib/.pkl: loading it RUNS CODE from the file, pass only files you trust). The whole "
+                        "--data table is taken as the model's training set.")
     parser.add_argument("--model-spec", help="YAML architecture of a torch checkpoint, e.g. 'hidden: [64, 64]'")
     parser.add_argument("--non-members", dest="non_members_data",
                         help="rows your model never saw (same columns), for the ground-truth attack")

@@ -9,9 +9,11 @@ from pathlib import Path
 from privaudit.core.config import load_yaml_config
 from privaudit.core.errors import InputError
 
-# A user model is a torch state dict (needs an architecture spec) or a joblib-saved estimator.
+# A user model is a torch state dict (needs an architecture spec), a skops-saved estimator (data,
+# not code), or a joblib/pickle-saved estimator (code that runs on load: trusted files only).
 TORCH_SUFFIXES = (".pt", ".pth")
-SKLEARN_SUFFIXES = (".joblib", ".pkl")
+SKOPS_SUFFIXES = (".skops",)
+SKLEARN_SUFFIXES = SKOPS_SUFFIXES + (".joblib", ".pkl")
 
 TARGET_KINDS = ("mlp", "overfit", "dp")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,12 +81,35 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def detect_sdtypes(frame: pd.DataFrame) -> dict[str, str]:
-    """Column sdtypes from sdv's metadata detection."""
-    from sdv.metadata import Metadata
+def _holds_dates(values: pd.Series) -> bool:
+    """Text that all parses as dates (and has digits: month names alone stay categories)."""
+    text = values.dropna().astype(str)
+    if text.empty or not text.str.contains(r"\d").all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it has to guess the format per value
+        try:
+            pd.to_datetime(text, format="mixed")
+        except (ValueError, TypeError, OverflowError):
+            return False
+    return True
 
-    detected = Metadata.detect_from_dataframe(frame, table_name="table").to_dict()
-    return {c: spec["sdtype"] for c, spec in detected["tables"]["table"]["columns"].items()}
+
+def detect_sdtypes(frame: pd.DataFrame) -> dict[str, str]:
+    """Column sdtypes from the values, never from the names (sdv's detection reads a column named
+    `city` or `email` as personal data and refuses to model it)."""
+    sdtypes = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values):
+            sdtypes[column] = "boolean"
+        elif pd.api.types.is_numeric_dtype(values):
+            sdtypes[column] = "numerical"
+        elif pd.api.types.is_datetime64_any_dtype(values) or _holds_dates(values):
+            sdtypes[column] = "datetime"
+        else:
+            sdtypes[column] = "categorical"
+    return sdtypes
 
 
 def prepare_table(frame: pd.DataFrame, label: str, *, source: str, min_rows: int) -> Table:
@@ -108,6 +132,10 @@ def prepare_table(frame: pd.DataFrame, label: str, *, source: str, min_rows: int
                 f"column {column!r} in {source} has sdv type {sdtype!r}; supported types are {', '.join(SUPPORTED_SDTYPES)} (drop or convert it)."
             )
     for column in frame.columns:
+        if column != label and sdtypes[column] == "categorical" and frame[column].nunique() == len(frame):
+            raise InputError(
+                f"column {column!r} in {source} has a different value in every row (an identifier?); drop it."
+            )
         if sdtypes[column] == "numerical" and frame[column].isna().any():
             raise InputError(f"numerical column {column!r} in {source} has missing values; fill or drop them first.")
         if sdtypes[column] != "numerical":
@@ -133,10 +161,13 @@ class Splits:
 
 
 def split_table(table: Table, *, generator_rows: int, audit_members: int, non_members: int, seed: int) -> Splits:
-    """Shuffle once with the seed and cut three disjoint splits (shrunk proportionally if the table is small)."""
-    wanted = generator_rows + audit_members + non_members
-    scale = min(1.0, len(table.frame) / wanted)
-    sizes = [int(generator_rows * scale), int(audit_members * scale), int(non_members * scale)]
+    """Shuffle once with the seed and cut three disjoint splits (shrunk proportionally if the table is
+    small, the rows that rounding leaves over going to the largest remainders: no row is dropped)."""
+    wanted = np.array([generator_rows, audit_members, non_members], dtype=np.float64)
+    scaled = wanted * min(1.0, len(table.frame) / wanted.sum())
+    sizes = np.floor(scaled).astype(int)
+    leftover = min(len(table.frame), int(wanted.sum())) - sizes.sum()
+    sizes[np.argsort(sizes - scaled, kind="stable")[:leftover]] += 1
     order = np.random.default_rng(seed).permutation(len(table.frame))
     cuts = np.cumsum(sizes)
     parts = [table.frame.iloc[order[a:b]].reset_index(drop=True) for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]

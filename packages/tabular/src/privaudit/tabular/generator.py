@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from privaudit.dp.randomness import seed_for
 from privaudit.tabular.data import Table
 
 # Integer columns with at most this many distinct values (age, hours, capital gain on Adult) are
@@ -22,7 +23,8 @@ def discrete_columns(table: Table, train: pd.DataFrame) -> list[str]:
     return found
 
 
-def fit_and_sample(table: Table, train: pd.DataFrame, n_samples: int, *, epochs: int, batch_size: int, seed: int) -> pd.DataFrame:
+def fit_and_sample(table: Table, train: pd.DataFrame, n_samples: int, *, epochs: int, batch_size: int, seed: int,
+                   sample_seed: int) -> pd.DataFrame:
     """Train CTGAN on `train` and draw `n_samples` synthetic rows with the table's columns."""
     from sdv.metadata import Metadata
     from sdv.single_table import CTGANSynthesizer
@@ -33,13 +35,13 @@ def fit_and_sample(table: Table, train: pd.DataFrame, n_samples: int, *, epochs:
     train = train.astype({c: str for c in discrete})
     # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
     batch = max(10, min(batch_size, len(train)) // 10 * 10)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    torch.manual_seed(seed_for(seed, "fit"))
+    np.random.seed(seed_for(seed, "fit") % 2**32)
     # verbose: ctgan's own tqdm bar over epochs (with the generator and critic losses)
     synthesizer = CTGANSynthesizer(metadata, epochs=epochs, batch_size=batch, verbose=True, enable_gpu=False)
     synthesizer.fit(train)
-    torch.manual_seed(seed + 1)
-    np.random.seed(seed + 1)
+    torch.manual_seed(sample_seed)
+    np.random.seed(sample_seed % 2**32)
     sample = synthesizer.sample(num_rows=n_samples)
     for column in discrete:
         sample[column] = sample[column].astype(np.float64).astype(table.frame[column].dtype)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from privaudit.core.errors import InputError
+from privaudit.dp.randomness import seed_for
 from privaudit.dp.training import fit
 from privaudit.tabular.data import Table
 from sklearn.compose import ColumnTransformer
@@ -74,20 +76,23 @@ class TrainSettings:
 
 def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSettings, *, seed: int, desc: str):
     """Train a TabularMLP; returns (model, spent epsilon or None)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed_for(seed, "init"))
     model = TabularMLP(x.shape[1], settings.hidden, n_classes)
     dataset = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))  # copies: inputs may be read-only
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     accountant = None
     if settings.dp_epsilon is not None:
-        from privaudit.dp import make_private
+        from privaudit.dp import DPError, make_private
 
-        model, optimizer, loader, accountant = make_private(
-            model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
-            epochs=settings.epochs, max_grad_norm=settings.max_grad_norm, seed=seed,
-        )
+        try:
+            model, optimizer, loader, accountant = make_private(
+                model, optimizer, loader, target_epsilon=settings.dp_epsilon, target_delta=settings.dp_delta,
+                epochs=settings.epochs, max_grad_norm=settings.max_grad_norm,
+            )
+        except DPError as exc:
+            raise InputError(f"DP training of the {desc} MLP is not possible: {exc}") from exc
     fit(model, optimizer, loader, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]), settings.epochs, desc=desc)
     spent = None if accountant is None else float(accountant.get_epsilon(settings.dp_delta))
     return model, spent

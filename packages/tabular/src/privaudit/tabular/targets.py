@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
+from privaudit.attacks.checkpoints import load_checkpoint
 from privaudit.core.errors import InputError
-from privaudit.tabular.config import SKLEARN_SUFFIXES, TORCH_SUFFIXES
+from privaudit.tabular.config import SKLEARN_SUFFIXES, SKOPS_SUFFIXES, TORCH_SUFFIXES
 from privaudit.tabular.data import Table
 from privaudit.tabular.models import FeatureEncoder, TabularMLP, per_example_loss
 from torch import nn
@@ -76,13 +76,32 @@ def load_user_target(model_path: str, spec_path: str | None, table: Table) -> Ta
     raise InputError(f"model file {path} must end in {', '.join(TORCH_SUFFIXES + SKLEARN_SUFFIXES)}.")
 
 
-def _sklearn_target(path: Path, table: Table) -> SklearnTarget:
+def _read_estimator(path: Path):
+    """A skops file is read as data (only the types skops trusts by default); a joblib/pickle file
+    is unpickled, which runs code from it: the CLI help and README say so."""
+    if path.suffix.lower() in SKOPS_SUFFIXES:
+        import skops.io
+
+        try:
+            untrusted = skops.io.get_untrusted_types(file=path)
+            if untrusted:
+                raise InputError(f"model file {path} holds types skops does not trust ({', '.join(untrusted[:3])}); "
+                                 "save a plain scikit-learn estimator.")
+            return skops.io.load(path)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"model file {path} is not a readable skops file ({type(exc).__name__}).") from exc
     import joblib
 
     try:
-        estimator = joblib.load(path)  # unpickles: the help text says to pass trusted files only
+        return joblib.load(path)
     except Exception as exc:
         raise InputError(f"model file {path} is not a joblib-saved estimator ({type(exc).__name__}).") from exc
+
+
+def _sklearn_target(path: Path, table: Table) -> SklearnTarget:
+    estimator = _read_estimator(path)
     if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
         raise InputError(f"model file {path} holds no fitted classifier with predict_proba.")
     unknown = set(table.classes) - {str(c) for c in estimator.classes_}
@@ -104,9 +123,4 @@ def _torch_target(path: Path, spec_path: str | None, table: Table) -> RawTorchTa
             f"torch checkpoint {path} reads the feature columns as numbers, but column {table.categorical[0]!r} is categorical."
         )
     model = TabularMLP(len(table.features), hidden, len(table.classes))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise InputError(f"torch checkpoint {path} does not fit the spec in {spec_path} ({type(exc).__name__}).") from exc
-    return RawTorchTarget(model.eval(), table)
+    return RawTorchTarget(load_checkpoint(model, path, f"MLP of {spec_path}").eval(), table)
