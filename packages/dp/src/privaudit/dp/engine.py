@@ -236,24 +236,23 @@ class PerSampleClipper:
         size = self.batch_size()
         zeros = self.calls[0].norms_sq[next(iter(self.calls[0].norms_sq))].new_zeros(size) if self.calls else None
         shared_sums: dict[nn.Parameter, Tensor] = {}
-        layer_norms: dict[nn.Module, Tensor] = {}
+        parts: dict[nn.Module, list[Tensor]] = {}
         for call in self.calls:
-            total = layer_norms.get(call.module, zeros)
+            layer = parts.setdefault(call.module, [])
             for name, p in self.layer_params[call.module].items():
                 if self._uses[p] > 1:
                     g = call.per_sample[name] * call.grad_scale
                     shared_sums[p] = shared_sums[p] + g if p in shared_sums else g
                 else:
-                    total = total + call.norms_sq[name]
-            layer_norms[call.module] = total
+                    layer.append(call.norms_sq[name])
         for p, g in shared_sums.items():
-            owner = self._owner[p]
-            layer_norms[owner] = layer_norms.get(owner, zeros) + g.flatten(1).pow(2).sum(1)
-        return layer_norms
+            parts.setdefault(self._owner[p], []).append(g.flatten(1).pow(2).sum(1))
+        # one stacked reduction per layer, not a chain of additions (each a kernel launch on a GPU)
+        return {m: stacked_sum(ts) if ts else zeros for m, ts in parts.items()}
 
     def per_sample_norms(self) -> Tensor:
         """Per-sample norm of the whole gradient for the batch back-propagated so far."""
-        return sum(self.layer_norms_sq().values()).sqrt()
+        return stacked_sum(list(self.layer_norms_sq().values())).sqrt()
 
     def clip_factors(self) -> dict[nn.Module, Tensor]:
         """Clipping factor per sample, per layer (the same tensor for every layer with flat clipping)."""
@@ -262,7 +261,7 @@ class PerSampleClipper:
             threshold = self.max_grad_norm / len(self.layer_params) ** 0.5
             factors = {m: clip_factors(n.sqrt(), threshold, self.clipping, self.gamma) for m, n in layer_norms.items()}
         else:
-            flat = clip_factors(sum(layer_norms.values()).sqrt(), self.max_grad_norm, self.clipping, self.gamma)
+            flat = clip_factors(stacked_sum(list(layer_norms.values())).sqrt(), self.max_grad_norm, self.clipping, self.gamma)
             factors = dict.fromkeys(layer_norms, flat)
         return factors
 
@@ -317,6 +316,14 @@ class PerSampleClipper:
         for p, g in zip(self.params, saved, strict=True):
             p.grad = g
         return sums
+
+
+def stacked_sum(tensors: list[Tensor]) -> Tensor:
+    """The sum of same-shaped tensors by one stack and one reduction, in their widest dtype."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.stack([t.to(dtype) for t in tensors]).sum(0)
 
 
 def widened(call: LayerCall, dtype: torch.dtype) -> LayerCall:
