@@ -31,7 +31,11 @@ MODES = ("bookkeeping", "two_pass")
 
 
 class PerSampleClipper:
-    """Per-sample gradient clipping for every trainable parameter of `module`."""
+    """Per-sample gradient clipping for every trainable parameter of `module`.
+
+    `kernels`: "auto" (Triton for CUDA tensors, PyTorch elsewhere; PRIVAUDIT_DP_KERNELS overrides),
+    "triton" or "torch" (see privaudit.dp.kernels).
+    """
 
     def __init__(
         self,
