@@ -86,3 +86,25 @@ def test_distributed_needs_a_process_group():
             DataLoader(data, batch_size=16),
             noise_multiplier=1.0,
         )
+
+
+def test_distributed_refuses_per_process_reseeding():
+    """secure_rng would give each rank its own Poisson masks: refused, in a one-process gloo group."""
+    import torch.distributed as dist
+    from privaudit.dp.distributed import make_private_distributed
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
+    )
+    try:
+        model, data = problem()
+        with pytest.raises(DPError, match="secure_rng"):
+            make_private_distributed(
+                model,
+                torch.optim.SGD(model.parameters(), lr=0.1),
+                DataLoader(data, batch_size=16),
+                noise_multiplier=1.0,
+                secure_rng=True,
+            )
+    finally:
+        dist.destroy_process_group()
