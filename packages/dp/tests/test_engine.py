@@ -178,13 +178,14 @@ def test_parameter_used_outside_its_layer_is_refused():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("kernels", ["triton", "torch"])
 @pytest.mark.parametrize("model_kind, mode", [("sequence", "bookkeeping"), ("tied", "bookkeeping"), ("conv", "bookkeeping"),
                                              ("sequence", "two_pass"), ("conv", "two_pass")])
-def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode):
+def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode, kernels):
     model, x, y = make_batch(model_kind)
     model, x, y = model.cuda(), x.cuda(), y.cuda()
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.5)
-    clipper = PerSampleClipper(model, max_grad_norm=0.5, mode=mode)
+    clipper = PerSampleClipper(model, max_grad_norm=0.5, mode=mode, kernels=kernels)
     if mode == "two_pass":
         sums = clipper.two_pass_backward(F.cross_entropy(model(x), y, reduction="none"))
     else:
@@ -193,3 +194,42 @@ def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode):
     for name, p in model.named_parameters():
         assert sums[p].device == p.device
         torch.testing.assert_close(sums[p], want[name], rtol=1e-7, atol=1e-9)
+
+
+def vision_model(name):
+    """Tiny image classifiers built from config (no weights): one block per stage."""
+    if name == "torchvision_vit":
+        from torchvision.models import VisionTransformer
+
+        return VisionTransformer(8, 4, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=8, num_classes=3)
+    timm = pytest.importorskip("timm")
+    if name == "timm_convnext":
+        return timm.models.convnext.ConvNeXt(depths=(1, 1, 1, 1), dims=(4, 4, 8, 8), kernel_sizes=3, patch_size=2,
+                                             num_classes=3, ls_init_value=0.5)
+    kwargs = {"img_size": 8, "patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2, "num_classes": 3}
+    if name == "timm_beit":
+        return timm.models.beit.Beit(use_rel_pos_bias=True, init_values=0.5, **kwargs)
+    return timm.models.vision_transformer.VisionTransformer(init_values=0.5, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["torchvision_vit", "timm_vit", "timm_convnext", "timm_beit"])
+def test_vision_transformers_and_convnext_match_torch_func(reference, name):
+    """Whole models, after fix() swaps torchvision's MultiheadAttention: every parameter, including
+    class tokens and position embeddings of the top module (through the torch.func fallback)."""
+    from privaudit.dp.validate import fix, problems
+
+    torch.manual_seed(0)
+    model = fix(vision_model(name)).double()
+    assert problems(model) == []
+    for p in model.parameters():  # no zero-initialised tokens or biases
+        nn.init.normal_(p, std=0.5)
+    size = 32 if name == "timm_convnext" else 8  # ConvNeXt halves the image five times
+    x, y = torch.randn(5, 3, size, size, dtype=torch.float64), torch.randint(0, 3, (5,))
+    expected = reference.grads(model, ce_sum, x, y)
+    clipper = PerSampleClipper(model, max_grad_norm=1.0)
+    F.cross_entropy(model(x), y).backward()
+    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in expected.values()))
+    torch.testing.assert_close(clipper.per_sample_norms(), norms, rtol=1e-8, atol=1e-10)
+    sums = clipper.clipped_sum()
+    for name_, p in model.named_parameters():
+        torch.testing.assert_close(sums[p], reference.clipped(expected, 1.0)[name_], rtol=1e-8, atol=1e-10)

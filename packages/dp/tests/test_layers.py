@@ -1,5 +1,12 @@
-"""One harness for every supported layer: random shapes (hypothesis), float64, compared with
-torch.func per-sample gradients of the layer itself."""
+"""One harness for every supported layer and block: random shapes (hypothesis), float64, compared
+with torch.func per-sample gradients of the layer itself. A layer's own rule is checked on its own
+(explicit gradients, ghost norms); every case then goes through the engine's hooks."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +30,18 @@ class Gate(nn.Module):
 
     def forward(self, x):
         return x * torch.sigmoid(self.gate) + self.gate
+
+
+class FirstOutput(nn.Module):
+    """A module returning a tuple (attention, recurrent networks) as a layer of one tensor input:
+    self-attention module(x, x, x)[0], or module(x)[0]."""
+
+    def __init__(self, module, self_attention=False):
+        super().__init__()
+        self.module, self.self_attention = module, self_attention
+
+    def forward(self, x):
+        return (self.module(x, x, x, need_weights=False) if self.self_attention else self.module(x))[0]
 
 
 def batch_and_steps(draw):
@@ -99,6 +118,31 @@ def gpt2_conv1d_case(draw):
     return module, torch.randn(batch, *steps, d_in)
 
 
+def timm_layer_norm_case(draw):
+    norm = pytest.importorskip("timm.layers")
+    batch, steps = batch_and_steps(draw)
+    width = draw(st.integers(1, 4))
+    if draw(st.booleans()):  # channels-last LayerNorm, or LayerNorm2d over the channels of NCHW
+        return norm.LayerNorm(width), torch.randn(batch, *steps, width)
+    return norm.LayerNorm2d(width), torch.randn(batch, width, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+
+
+def timm_layer_scale_case(draw):
+    scale = pytest.importorskip("timm.layers")
+    batch, steps = batch_and_steps(draw)
+    width = draw(st.integers(1, 4))
+    if draw(st.booleans()):
+        return scale.LayerScale(width), torch.randn(batch, *steps, width)
+    return scale.LayerScale2d(width), torch.randn(batch, width, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+
+
+def sequence_bias_case(draw):
+    from privaudit.dp.layers.attention import SequenceBias
+
+    batch, width = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    return SequenceBias(width), torch.randn(batch, draw(st.integers(0, 3)), width)
+
+
 def fallback_case(draw):
     batch, steps = batch_and_steps(draw)
     width = draw(st.integers(1, 5))
@@ -116,7 +160,74 @@ CASES = {
     "group_norm": group_norm_case,
     "instance_norm": instance_norm_case,
     "gpt2_conv1d": gpt2_conv1d_case,
+    "timm_layer_norm": timm_layer_norm_case,
+    "timm_layer_scale": timm_layer_scale_case,
+    "sequence_bias": sequence_bias_case,
     "fallback": fallback_case,
+}
+
+
+def attention_case(draw):
+    from privaudit.dp.layers.attention import DPMultiheadAttention
+
+    batch, tokens, heads = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    width = heads * draw(st.integers(1, 3))
+    kwargs = {"bias": draw(st.booleans()), "add_bias_kv": draw(st.booleans()), "add_zero_attn": draw(st.booleans())}
+    batch_first = draw(st.booleans())
+    x = torch.randn(batch, tokens, width)
+    attention = DPMultiheadAttention(width, heads, batch_first=batch_first, **kwargs)
+    if batch_first:
+        return FirstOutput(attention, self_attention=True), x
+    # sequence-first attention inside a batch-first model: the engine needs the batch on dim 0
+    return nn.Sequential(Transpose(), FirstOutput(attention, self_attention=True), Transpose()), x
+
+
+class Transpose(nn.Module):
+    def forward(self, x):
+        return x.transpose(0, 1)
+
+
+def recurrent_case(draw):
+    layers = pytest.importorskip("opacus.layers")
+    network = draw(st.sampled_from(["DPLSTM", "DPGRU", "DPRNN"]))
+    batch, steps, d_in, hidden = (draw(st.integers(1, 3)) for _ in range(4))
+    module = getattr(layers, network)(d_in, hidden, num_layers=draw(st.integers(1, 2)), batch_first=True,
+                                      bidirectional=draw(st.booleans()))
+    return FirstOutput(module), torch.randn(batch, steps, d_in)
+
+
+def timm_vit_block_case(draw):
+    vit = pytest.importorskip("timm.models.vision_transformer")
+    batch, tokens, heads = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    block = vit.Block(4 * heads, heads, mlp_ratio=2, qkv_bias=draw(st.booleans()), qk_norm=draw(st.booleans()),
+                      init_values=draw(st.sampled_from([None, 1e-5])))
+    return block, torch.randn(batch, tokens, 4 * heads)
+
+
+def timm_convnext_block_case(draw):
+    convnext = pytest.importorskip("timm.models.convnext")
+    channels, size = draw(st.sampled_from([2, 4])), draw(st.integers(1, 4))
+    block = convnext.ConvNeXtBlock(channels, kernel_size=3, mlp_ratio=2, conv_mlp=draw(st.booleans()),
+                                   ls_init_value=draw(st.sampled_from([None, 1e-6])))
+    return block, torch.randn(draw(st.integers(1, 3)), channels, size, size)
+
+
+def timm_beit_block_case(draw):
+    beit = pytest.importorskip("timm.models.beit")
+    window = draw(st.sampled_from([None, (1, 2), (2, 2)]))
+    tokens = window[0] * window[1] + 1 if window else draw(st.integers(1, 3))
+    block = beit.Block(4, 2, mlp_ratio=2, qkv_bias=draw(st.booleans()), window_size=window,
+                       init_values=draw(st.sampled_from([None, 0.1])))
+    return block, torch.randn(draw(st.integers(1, 3)), tokens, 4)
+
+
+# modules built from several layers: checked through the engine only
+BLOCKS = {
+    "dp_multihead_attention": attention_case,
+    "dp_recurrent": recurrent_case,
+    "timm_vit_block": timm_vit_block_case,
+    "timm_convnext_block": timm_convnext_block_case,
+    "timm_beit_block": timm_beit_block_case,
 }
 
 
@@ -129,12 +240,10 @@ def reference_grads(module, x, g):
     return vmap(grad(one), in_dims=(None, 0, 0))(params, x, g)
 
 
-@pytest.mark.parametrize("kind", list(CASES))
-@pytest.mark.parametrize("input_needs_grad", [False, True])
-@SETTINGS
-@given(data=st.data())
-def test_layer_matches_torch_func(kind, input_needs_grad, data):
-    module, x = data.draw(st.composite(lambda draw: CASES[kind](draw))())
+def draw_case(data, cases, kind, input_needs_grad):
+    """A module and input of this kind in float64 with random parameters, an output gradient, and
+    the reference per-sample gradients and norms."""
+    module, x = data.draw(st.composite(lambda draw: cases[kind](draw))())
     torch.manual_seed(data.draw(st.integers(0, 2**16)))
     for p in module.parameters():  # random affine parameters, not the identity initialisation
         nn.init.normal_(p)
@@ -145,29 +254,112 @@ def test_layer_matches_torch_func(kind, input_needs_grad, data):
     g = torch.randn_like(module(x).double())
     expected = reference_grads(module, x.detach(), g)
     norms = torch.sqrt(sum(e.flatten(1).pow(2).sum(1) for e in expected.values()))
+    return module, x, g, expected, norms
 
-    # the rule itself: explicit per-sample gradients and, where offered, the ghost norm
+
+def check_engine(module, x, g, expected, norms, rtol=1e-4, atol=1e-10, **options):
+    """The engine: per-sample norms and the clipped sum, through hooks and one backward pass."""
+    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum", **options)
+    (module(x) * g).sum().backward()
+    torch.testing.assert_close(clipper.per_sample_norms(), norms.to(clipper.per_sample_norms().dtype), rtol=rtol, atol=atol)
+    factors = (clipper.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+    sums = clipper.clipped_sum()
+    for name, p in module.named_parameters():
+        want = torch.einsum("b,b...->...", factors, expected[name]).to(sums[p].dtype)
+        torch.testing.assert_close(sums[p], want, rtol=rtol, atol=atol)
+    clipper.detach()
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+@pytest.mark.parametrize("input_needs_grad", [False, True])
+@SETTINGS
+@given(data=st.data())
+def test_layer_matches_torch_func(kind, input_needs_grad, data):
+    module, x, g, expected, norms = draw_case(data, CASES, kind, input_needs_grad)
+    check_rule(kind, module, x.detach(), g, expected)
+    check_engine(module, x, g, expected, norms)
+
+
+@pytest.mark.parametrize("kind", list(BLOCKS))
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_block_matches_torch_func(kind, data):
+    module, x, g, expected, norms = draw_case(data, BLOCKS, kind, data.draw(st.booleans()))
+    check_engine(module, x, g, expected, norms)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "embedding", "layer_norm", "group_norm", "gpt2_conv1d"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@settings(max_examples=3, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_autocast_matches_torch_func_loosely(kind, dtype, data):
+    """A float32 layer under CPU autocast (its matmuls and convolutions in bf16 / fp16) against the
+    float64 reference: norms come back in float32 and agree to low precision's tolerance."""
+    module, x, g, expected, norms = draw_case(data, CASES, kind, data.draw(st.booleans()))
+    module = module.float()
+    x = x.detach().float().requires_grad_(x.requires_grad) if x.is_floating_point() else x
+    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
+    with torch.autocast("cpu", dtype=dtype):
+        out = module(x)
+    (out.float() * g.float()).sum().backward()
+    found = clipper.per_sample_norms()
+    assert found.dtype == torch.float32
+    torch.testing.assert_close(found.double(), norms, rtol=5e-2, atol=5e-2 * float(norms.max()))
+    factors = (clipper.max_grad_norm / (found.double() + 1e-6)).clamp(max=1.0)
+    sums = clipper.clipped_sum()
+    for name, p in module.named_parameters():
+        want = torch.einsum("b,b...->...", factors, expected[name])
+        assert sums[p].dtype == torch.float32
+        torch.testing.assert_close(sums[p].double(), want, rtol=5e-2, atol=5e-2 * float(want.abs().max()) + 1e-6)
+    clipper.detach()
+
+
+def test_triton_kernels_under_the_interpreter():
+    """interpreted_kernels.py in a process of its own with TRITON_INTERPRET=1: @triton.jit (in Triton's
+    own library too) reads it when a kernel is defined, so it must be set before Triton is imported."""
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("needs triton")
+    here = Path(__file__).parent
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "interpreted_kernels.py")]
+    # the harness is imported from this module (test_layers) by name
+    env = os.environ | {"TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1] and "skipped" not in done.stdout.splitlines()[-1]
+
+
+def test_kernel_choice(monkeypatch):
+    from privaudit.dp import DPError
+    from privaudit.dp.kernels import ENV, resolve
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cpu = torch.device("cpu")
+    assert resolve("auto", cpu) == "torch" and resolve("torch", torch.device("cuda")) == "torch"
+    with pytest.raises(DPError, match="TRITON_INTERPRET"):
+        resolve("triton", cpu)
+    monkeypatch.setenv(ENV, "torch")
+    assert resolve("auto", torch.device("cuda")) == "torch"
+    monkeypatch.setenv(ENV, "cuda")
+    with pytest.raises(DPError, match=ENV):
+        resolve("auto", cpu)
+    with pytest.raises(DPError, match="kernels must be"):
+        PerSampleClipper(nn.Linear(2, 2), kernels="fast")
+
+
+def check_rule(kind, module, x, g, expected):
+    """The rule itself: explicit per-sample gradients and, where offered, the ghost norm."""
     rule = rule_for(module) or FALLBACK_RULE
     assert (rule is FALLBACK_RULE) == (kind == "fallback")
-    call = LayerCall(module, (x.detach(),), {}, grad_out=g)
+    call = LayerCall(module, (x,), {}, grad_out=g)
     explicit = rule.per_sample_grads(call)
     for name, want in expected.items():
         torch.testing.assert_close(explicit[name], want, rtol=1e-4, atol=1e-10)
     ghost = rule.ghost_norms_sq(call)
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):  # both routes of the mixed rule
-        ghost = {"weight": conv_ghost_norm_sq(module, x.detach(), g)}
+        ghost = {"weight": conv_ghost_norm_sq(module, x, g)}
     for name, value in (ghost or {}).items():
         torch.testing.assert_close(value, expected[name].flatten(1).pow(2).sum(1), rtol=1e-4, atol=1e-10)
-
-    # the engine: per-sample norms and the clipped sum, through hooks and one backward pass
-    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
-    (module(x) * g).sum().backward()
-    torch.testing.assert_close(clipper.per_sample_norms(), norms, rtol=1e-4, atol=1e-10)
-    factors = (clipper.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-    sums = clipper.clipped_sum()
-    for name, p in module.named_parameters():
-        torch.testing.assert_close(sums[p], torch.einsum("b,b...->...", factors, expected[name]), rtol=1e-4, atol=1e-10)
-    clipper.detach()
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])

@@ -29,3 +29,19 @@ def test_instance_norm_running_stats_are_flagged_and_fixed():
     model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.InstanceNorm1d(4, affine=True, track_running_stats=True))
     assert "running statistics" in problems(model)[0]
     assert problems(fix(model)) == []
+
+
+@pytest.mark.parametrize("module, replacement", [
+    (nn.MultiheadAttention(4, 2), "DPMultiheadAttention"),
+    (nn.LSTM(3, 4), "DPLSTM"), (nn.GRU(3, 4), "DPGRU"), (nn.RNN(3, 4), "DPRNN"),
+])
+def test_attention_and_recurrent_layers_are_refused_with_their_replacement(module, replacement):
+    model = nn.Sequential(module)
+    data = DataLoader(TensorDataset(torch.randn(8, 2, 4)), batch_size=4)
+    with pytest.raises(DPError, match=f"{type(module).__name__}.*{replacement}"):
+        make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0)
+    fixed = fix(model)
+    assert problems(fixed) == [] and type(fixed[0]).__name__ == replacement
+    x = torch.randn(2, 5, module.input_size if hasattr(module, "input_size") else 4)
+    args = (x, x, x) if replacement == "DPMultiheadAttention" else (x,)
+    torch.testing.assert_close(fixed[0](*args)[0], module(*args)[0])

@@ -14,12 +14,14 @@ and clipping factors (LayerCall.grad_scale), not by a scaled copy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from functools import partial
 
 import torch
 from privaudit.dp.clipping import check_clipping, clip_factors
 from privaudit.dp.errors import DPError
+from privaudit.dp.kernels import check_kernels, resolve
 from privaudit.dp.layers import FALLBACK_RULE, LayerCall, rule_for
 from privaudit.dp.layers.registry import LayerRule
 from torch import Tensor, nn
@@ -29,7 +31,11 @@ MODES = ("bookkeeping", "two_pass")
 
 
 class PerSampleClipper:
-    """Per-sample gradient clipping for every trainable parameter of `module`."""
+    """Per-sample gradient clipping for every trainable parameter of `module`.
+
+    `kernels`: "auto" (Triton for CUDA tensors, PyTorch elsewhere; PRIVAUDIT_DP_KERNELS overrides),
+    "triton" or "torch" (see privaudit.dp.kernels).
+    """
 
     def __init__(
         self,
@@ -41,8 +47,10 @@ class PerSampleClipper:
         per_layer: bool = False,
         loss_reduction: str = "mean",
         mode: str = "bookkeeping",
+        kernels: str = "auto",
     ):
         check_clipping(clipping, max_grad_norm, gamma)
+        check_kernels(kernels)
         if loss_reduction not in ("mean", "sum"):
             raise DPError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}.")
         if mode not in MODES:
@@ -56,10 +64,9 @@ class PerSampleClipper:
         self.per_layer = per_layer
         self.loss_reduction = loss_reduction
         self.mode = mode
-        self.layer_params = {
-            m: {n: p for n, p in m.named_parameters(recurse=False) if p.requires_grad} for m in module.modules()
-        }
-        self.layer_params = {m: ps for m, ps in self.layer_params.items() if ps}
+        self.kernels = kernels
+        self._kernels_on: dict[torch.device, str] = {}  # kernels resolved per device
+        self.layer_params = layer_parameters(module)
         self.params = list(dict.fromkeys(p for ps in self.layer_params.values() for p in ps.values()))
         if not self.params:
             raise DPError("the model has no trainable parameters.")
@@ -126,6 +133,9 @@ class PerSampleClipper:
         # two-pass asks autograd for the gradient at this edge; book-keeping needs no reference at all
         edge = get_gradient_edge(output) if self.mode == "two_pass" else None
         call = LayerCall(module, args, kwargs, edge)
+        if output.device not in self._kernels_on:
+            self._kernels_on[output.device] = resolve(self.kernels, output.device)
+        call.kernels = self._kernels_on[output.device]
         if self.mode == "bookkeeping" and self.loss_reduction == "mean":
             # the loss was the batch mean: each row of the output gradient is one sample's loss
             # gradient over B, which the norms and factors undo instead of copying the gradient
@@ -160,18 +170,10 @@ class PerSampleClipper:
             call.args, call.kwargs, call.grad_out = (), {}, None
             return
         self._capturing = False
+        work = widened(call, next(iter(params.values())).dtype)
         try:
-            norms = None if shared else rule.ghost_norms_sq(call)
-            if norms is None:
-                # holding the input and output gradient until the clipped sum can take less memory
-                # than holding B per-sample gradients (e.g. a conv with many channels and few
-                # positions): then the rule's direct route forms the clipped sum from them instead
-                # (two-pass keeps per-sample gradients only for shared parameters: the second backward forms the sum)
-                keep = shared or (self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params))
-                norms, per_sample = rule.explicit_norms_sq(call, keep=keep)
-                call.per_sample = {n: g for n, g in per_sample.items() if n in params}
-                if keep:  # the per-sample gradients are all the clipped sum needs now
-                    call.args, call.kwargs, call.grad_out = (), {}, None
+            with torch.autocast(call.grad_out.device.type, enabled=False):
+                norms = self._norms(rule, call, work, params, shared)
         finally:
             self._capturing = True
         missing = sorted(set(params) - set(norms))
@@ -186,6 +188,22 @@ class PerSampleClipper:
             # gradients of shared parameters, whose norms need their sum over calls) stay
             call.args, call.kwargs, call.grad_out = (), {}, None
             call.per_sample = {n: g for n, g in call.per_sample.items() if self._uses[params[n]] > 1}
+
+    def _norms(self, rule, call: LayerCall, work: LayerCall, params, shared: bool) -> dict[str, Tensor]:
+        """The rule's per-sample squared norms, from `work` (the call in the parameters' precision);
+        per-sample gradients are kept on `call` where the clipped sum will need them."""
+        norms = None if shared else rule.ghost_norms_sq(work)
+        if norms is None:
+            # holding the input and output gradient until the clipped sum can take less memory
+            # than holding B per-sample gradients (e.g. a conv with many channels and few
+            # positions): then the rule's direct route forms the clipped sum from them instead
+            # (two-pass keeps per-sample gradients only for shared parameters: the second backward forms the sum)
+            keep = shared or (self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params))
+            norms, per_sample = rule.explicit_norms_sq(work, keep=keep)
+            call.per_sample = {n: g for n, g in per_sample.items() if n in params}
+            if keep:  # the per-sample gradients are all the clipped sum needs now
+                call.args, call.kwargs, call.grad_out = (), {}, None
+        return norms
 
     @staticmethod
     def _recompute_is_smaller(rule, call: LayerCall, params: dict[str, nn.Parameter]) -> bool:
@@ -222,24 +240,23 @@ class PerSampleClipper:
         size = self.batch_size()
         zeros = self.calls[0].norms_sq[next(iter(self.calls[0].norms_sq))].new_zeros(size) if self.calls else None
         shared_sums: dict[nn.Parameter, Tensor] = {}
-        layer_norms: dict[nn.Module, Tensor] = {}
+        parts: dict[nn.Module, list[Tensor]] = {}
         for call in self.calls:
-            total = layer_norms.get(call.module, zeros)
+            layer = parts.setdefault(call.module, [])
             for name, p in self.layer_params[call.module].items():
                 if self._uses[p] > 1:
                     g = call.per_sample[name] * call.grad_scale
                     shared_sums[p] = shared_sums[p] + g if p in shared_sums else g
                 else:
-                    total = total + call.norms_sq[name]
-            layer_norms[call.module] = total
+                    layer.append(call.norms_sq[name])
         for p, g in shared_sums.items():
-            owner = self._owner[p]
-            layer_norms[owner] = layer_norms.get(owner, zeros) + g.flatten(1).pow(2).sum(1)
-        return layer_norms
+            parts.setdefault(self._owner[p], []).append(g.flatten(1).pow(2).sum(1))
+        # one stacked reduction per layer, not a chain of additions (each a kernel launch on a GPU)
+        return {m: stacked_sum(ts) if ts else zeros for m, ts in parts.items()}
 
     def per_sample_norms(self) -> Tensor:
         """Per-sample norm of the whole gradient for the batch back-propagated so far."""
-        return sum(self.layer_norms_sq().values()).sqrt()
+        return stacked_sum(list(self.layer_norms_sq().values())).sqrt()
 
     def clip_factors(self) -> dict[nn.Module, Tensor]:
         """Clipping factor per sample, per layer (the same tensor for every layer with flat clipping)."""
@@ -248,7 +265,7 @@ class PerSampleClipper:
             threshold = self.max_grad_norm / len(self.layer_params) ** 0.5
             factors = {m: clip_factors(n.sqrt(), threshold, self.clipping, self.gamma) for m, n in layer_norms.items()}
         else:
-            flat = clip_factors(sum(layer_norms.values()).sqrt(), self.max_grad_norm, self.clipping, self.gamma)
+            flat = clip_factors(stacked_sum(list(layer_norms.values())).sqrt(), self.max_grad_norm, self.clipping, self.gamma)
             factors = dict.fromkeys(layer_norms, flat)
         return factors
 
@@ -259,7 +276,10 @@ class PerSampleClipper:
         for call in self.calls:
             rule = rule_for(call.module) or FALLBACK_RULE
             params = self.layer_params[call.module]
-            for name, g in rule.weighted_grads(call, factors[call.module] * call.grad_scale).items():
+            work = widened(call, next(iter(params.values())).dtype)
+            with torch.autocast(self.params[0].device.type, enabled=False):
+                weighted = rule.weighted_grads(work, factors[call.module] * call.grad_scale)
+            for name, g in weighted.items():
                 if name in params:
                     p = params[name]
                     sums[p] = sums[p] + g if p in sums else g
@@ -300,6 +320,50 @@ class PerSampleClipper:
         for p, g in zip(self.params, saved, strict=True):
             p.grad = g
         return sums
+
+
+def stacked_sum(tensors: list[Tensor]) -> Tensor:
+    """The sum of same-shaped tensors by one stack and one reduction, in their widest dtype."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.stack([t.to(dtype) for t in tensors]).sum(0)
+
+
+def widened(call: LayerCall, dtype: torch.dtype) -> LayerCall:
+    """The call with its floating inputs and output gradient in `dtype`, the parameters' precision:
+    under bf16 / fp16 autocast, norms and clipped sums are formed (and accumulated) in float32."""
+
+    def cast(t):
+        return t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != dtype else t
+
+    if all(cast(t) is t for t in (*call.args, call.grad_out)):
+        return call
+    return dataclasses.replace(call, args=tuple(cast(a) for a in call.args), grad_out=cast(call.grad_out))
+
+
+def layer_parameters(module: nn.Module) -> dict[nn.Module, dict[str, nn.Parameter]]:
+    """The trainable parameters each hooked layer answers for: its own (less aliases of its
+    descendants' parameters), or its whole subtree's when its rule covers submodules (whose
+    descendants are then not hooked)."""
+    covered: set[nn.Module] = set()
+    layers = {}
+    for m in module.modules():
+        if m in covered:
+            continue
+        rule = rule_for(m)
+        whole = rule is not None and rule.covers_submodules
+        if whole:
+            covered.update(m.modules())
+        params = {n: p for n, p in m.named_parameters(recurse=whole) if p.requires_grad}
+        if params and not whole:
+            # a parameter also registered below (an alias, as in Opacus' renamed DPLSTM parameters)
+            # belongs to the descendant whose forward uses it
+            below = {p for child in m.children() for p in child.parameters()}
+            params = {n: p for n, p in params.items() if p not in below}
+        if params:
+            layers[m] = params
+    return layers
 
 
 def earliest_outputs(outputs: list[GradientEdge]) -> list[GradientEdge]:

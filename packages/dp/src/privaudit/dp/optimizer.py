@@ -49,6 +49,13 @@ class DPOptimizer(Optimizer):
         if outside:
             raise DPError(f"{len(outside)} trainable parameter(s) of the model are not in the optimizer; freeze them or add them.")
 
+    def noise_std(self) -> float:
+        """Standard deviation of the noise this process adds to each coordinate of the clipped sum."""
+        return self.noise_multiplier * self.max_grad_norm
+
+    def combine_(self, noisy_sums: list[Tensor]) -> None:
+        """Combines the noised clipped sums of the processes taking part, in place (one process here)."""
+
     @property
     def max_grad_norm(self) -> float:
         return self.clipper.max_grad_norm
@@ -89,14 +96,17 @@ class DPOptimizer(Optimizer):
             raise DPError("in mode='two_pass' call optimizer.backward(per_sample_losses) instead of loss.backward().")
         if not self.end_of_logical_batch():
             return None
-        std = self.noise_multiplier * self.max_grad_norm
+        std = self.noise_std()
         scale = 1 / self.expected_batch_size if self.clipper.loss_reduction == "mean" else 1.0
+        noisy_sums = []
         for p in self.clipper.params:
             summed = self._summed.get(p)
             if summed is None:
                 summed = torch.zeros_like(p)
             # the sum is added into the fresh noise tensor: one allocation per parameter, not two
-            noisy = self.noise.sample_like(p, std).add_(summed.to(p.dtype)) if std > 0 else summed.to(p.dtype).clone()
+            noisy_sums.append(self.noise.sample_like(p, std).add_(summed.to(p.dtype)) if std > 0 else summed.to(p.dtype).clone())
+        self.combine_(noisy_sums)
+        for p, noisy in zip(self.clipper.params, noisy_sums, strict=True):
             p.grad = noisy.mul_(scale)
         self._private = {p: p.grad for p in self.clipper.params}
         self._summed = {}

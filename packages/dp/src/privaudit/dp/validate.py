@@ -6,6 +6,7 @@ from privaudit.dp.errors import DPError
 from torch import nn
 
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+_RNNS = {nn.LSTM: "DPLSTM", nn.GRU: "DPGRU", nn.RNN: "DPRNN"}
 
 
 def problems(module: nn.Module) -> list[str]:
@@ -22,6 +23,18 @@ def problems(module: nn.Module) -> list[str]:
             found.append(
                 f"{label} is {type(sub).__name__} with track_running_stats=True, whose running statistics are "
                 "computed from the data without noise; use track_running_stats=False (fix(model) does this)."
+            )
+        elif type(sub) is nn.MultiheadAttention:
+            found.append(
+                f"{label} is MultiheadAttention, which packs its q/k/v projections into one weight and applies "
+                "out_proj's weight without calling out_proj, so no per-sample gradient of either can be seen; "
+                "replace it with privaudit.dp.layers.attention.DPMultiheadAttention (fix(model) does this)."
+            )
+        elif type(sub) in _RNNS:
+            found.append(
+                f"{label} is {type(sub).__name__}, whose fused kernel hides the inputs of every time step; "
+                f"replace it with opacus.layers.{_RNNS[type(sub)]}, the same network from linear layers "
+                "(fix(model) does this)."
             )
     return found
 
@@ -43,11 +56,33 @@ def _replacement(sub: nn.Module) -> nn.Module | None:
         return nn.GroupNorm(_group_count(sub.num_features), sub.num_features, eps=sub.eps, affine=sub.affine)
     if isinstance(sub, _INSTANCE_NORMS) and sub.track_running_stats:
         return type(sub)(sub.num_features, eps=sub.eps, affine=sub.affine, track_running_stats=False)
+    if type(sub) is nn.MultiheadAttention:
+        from privaudit.dp.layers.attention import DPMultiheadAttention
+
+        return DPMultiheadAttention.from_torch(sub)
+    if type(sub) in _RNNS:
+        return _dp_rnn(sub)
     return None
 
 
+def _dp_rnn(sub: nn.RNNBase) -> nn.Module:
+    """Opacus' DPLSTM / DPGRU / DPRNN with the weights of `sub` (Opacus renames them on load)."""
+    from opacus import layers
+
+    kwargs = {"nonlinearity": sub.nonlinearity} if type(sub) is nn.RNN else {}
+    if getattr(sub, "proj_size", 0):
+        raise DPError(f"{type(sub).__name__} with proj_size has no linear-layer replacement.")
+    new = getattr(layers, _RNNS[type(sub)])(
+        sub.input_size, sub.hidden_size, num_layers=sub.num_layers, bias=sub.bias,
+        batch_first=sub.batch_first, dropout=sub.dropout, bidirectional=sub.bidirectional, **kwargs,
+    )
+    new.load_state_dict(sub.state_dict())
+    return new.to(next(sub.parameters()).device, next(sub.parameters()).dtype).train(sub.training)
+
+
 def fix(module: nn.Module) -> nn.Module:
-    """Replace BatchNorm by GroupNorm (up to 32 groups) and drop InstanceNorm running statistics, in place."""
+    """Replace BatchNorm by GroupNorm (up to 32 groups), drop InstanceNorm running statistics, and swap
+    MultiheadAttention / LSTM / GRU / RNN for their linear-layer equivalents, in place."""
     replacement = _replacement(module)
     if replacement is not None:
         return replacement

@@ -2,6 +2,7 @@
 
 # each module registers its rule with @register_rule on import
 from privaudit.dp.layers import (  # noqa: F401
+    attention,
     conv,
     embedding,
     gpt2_conv1d,
@@ -10,6 +11,7 @@ from privaudit.dp.layers import (  # noqa: F401
     layer_norm,
     linear,
     rms_norm,
+    timm_layers,
 )
 from privaudit.dp.layers.fallback import FALLBACK_RULE
 from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule, rule_for

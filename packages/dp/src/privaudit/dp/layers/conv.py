@@ -85,6 +85,24 @@ def conv_per_sample_weight(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
     return per_sample.reshape(batch, *module.weight.shape)
 
 
+def triton_operands(module: nn.Module, x: Tensor, g: Tensor):
+    """Input, output gradient and geometry of a Conv1d/2d as the 2-D kernels see them (a Conv1d is a
+    2-D convolution of height 1)."""
+    from privaudit.dp.kernels.per_sample import Geometry
+
+    x, padding = padded_input(module, x)
+    pairs = [tuple(v) for v in (module.kernel_size, module.stride, padding, module.dilation)]
+    if x.dim() == 3:
+        x, g = x.unsqueeze(2), g.unsqueeze(2)
+        pairs = [(first, *v) for first, v in zip((1, 1, 0, 1), pairs, strict=True)]
+    return x, g, Geometry(*pairs, groups=module.groups)
+
+
+def uses_kernel(call: LayerCall) -> bool:
+    """Triton forms Conv1d / Conv2d norms and sums (Conv3d stays with PyTorch)."""
+    return call.kernels == "triton" and call.input.dim() in (3, 4)
+
+
 @register_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 class ConvRule(LayerRule):
     def ghost_is_cheaper(self, call: LayerCall) -> bool:
@@ -99,6 +117,8 @@ class ConvRule(LayerRule):
 
     def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         module, x, g = call.module, call.input, call.grad_out
+        if uses_kernel(call):
+            return self._triton_norms_sq(call, keep)
         batch = x.shape[0]
         norms = {"weight": x.new_empty(batch)}
         grads = {"weight": x.new_empty(batch, *module.weight.shape)} if keep else {}
@@ -115,8 +135,25 @@ class ConvRule(LayerRule):
                 grads["bias"] = bias
         return norms, grads
 
+    def _triton_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One kernel: per-sample norms from input and output gradient, no patches, no per-sample
+        gradients unless kept."""
+        from privaudit.dp.kernels.per_sample import norms_sq
+
+        module, g = call.module, call.grad_out
+        weight_norms, weight = norms_sq(*triton_operands(module, call.input, g), store=keep)
+        norms, grads = {"weight": weight_norms}, {}
+        if keep:
+            grads["weight"] = weight.reshape(len(g), *module.weight.shape)
+        if module.bias is not None:
+            bias = g.flatten(2).sum(2)
+            norms["bias"] = norm_sq(bias)
+            if keep:
+                grads["bias"] = bias
+        return norms, grads
+
     def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor] | None:
-        if not self.ghost_is_cheaper(call):
+        if uses_kernel(call) or not self.ghost_is_cheaper(call):
             return None
         norms = {"weight": conv_ghost_norm_sq(call.module, call.input, call.grad_out)}
         if call.module.bias is not None:
@@ -127,6 +164,15 @@ class ConvRule(LayerRule):
         if call.per_sample:
             return super().weighted_grads(call, coef)
         module = call.module
+        if uses_kernel(call):
+            from privaudit.dp.kernels.per_sample import weighted_sum
+
+            x, g, geometry = triton_operands(module, call.input, call.grad_out)
+            weight = weighted_sum(x, g, coef, geometry)
+            grads = {"weight": weight.reshape(module.weight.shape).to(module.weight.dtype)}
+            if module.bias is not None:
+                grads["bias"] = torch.einsum("b,bo->o", coef.to(call.grad_out.dtype), call.grad_out.flatten(2).sum(2))
+            return grads
         x, padding = padded_input(module, call.input)
         scaled = call.grad_out * coef.to(call.grad_out.dtype).view(-1, *[1] * (call.grad_out.dim() - 1))
         grads = {"weight": _WEIGHT_GRAD[x.dim() - 2](x, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups)}

@@ -1,7 +1,7 @@
 """nn.Linear on [B, in] or sequence inputs [B, ..., in]: ghost norm or explicit, by the mixed rule."""
 
 import torch
-from privaudit.dp.layers.registry import LayerCall, LayerRule, register_rule
+from privaudit.dp.layers.registry import LayerCall, LayerRule, norm_sq, register_rule
 from torch import Tensor, nn
 
 
@@ -32,7 +32,28 @@ def linear_weighted_weight(a: Tensor, g: Tensor, coef: Tensor) -> Tensor:
     return g.reshape(-1, g.shape[-1]).t() @ a.reshape(-1, a.shape[-1])
 
 
-@register_rule(nn.Linear)
+def triton_norms_sq(a: Tensor, g: Tensor, keep: bool) -> tuple[Tensor, Tensor | None]:
+    """Per-sample ||sum_t g_t a_t^T||^2 by the Triton kernel, and the [B, p, D] gradients when `keep`."""
+    from privaudit.dp.kernels import per_sample
+
+    return per_sample.norms_sq(per_sample.linear_view(a), per_sample.linear_view(g), per_sample.Geometry(), keep)
+
+
+def triton_weighted_weight(a: Tensor, g: Tensor, coef: Tensor, out: Tensor | None = None) -> Tensor:
+    """sum_i coef_i sum_t g_it a_it^T by the Triton kernel, [p, D] (or added into `out`)."""
+    from privaudit.dp.kernels import per_sample
+
+    x, grads = per_sample.linear_view(a), per_sample.linear_view(g)
+    return per_sample.weighted_sum(x, grads, coef, per_sample.Geometry(), out=out)
+
+
+def uses_kernel(call: LayerCall, a: Tensor) -> bool:
+    """Triton forms the norms of sequence inputs; 2-D inputs keep the ghost norm |a|^2 |g|^2."""
+    return call.kernels == "triton" and a.shape[1] > 1
+
+
+# Opacus' RNNLinear (the cells of DPLSTM / DPGRU / DPRNN) is an nn.Linear called once per time step
+@register_rule(nn.Linear, "opacus.layers.dp_rnn.RNNLinear")
 class LinearRule(LayerRule):
     def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
@@ -43,7 +64,7 @@ class LinearRule(LayerRule):
 
     def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor] | None:
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
-        weight = linear_ghost_norm_sq(a, g)
+        weight = None if uses_kernel(call, a) else linear_ghost_norm_sq(a, g)
         if weight is None:
             return None
         norms = {"weight": weight}
@@ -51,11 +72,26 @@ class LinearRule(LayerRule):
             norms["bias"] = g.sum(1).pow(2).sum(1)
         return norms
 
+    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        a, g = as_sequence(call.input), as_sequence(call.grad_out)
+        if not uses_kernel(call, a):
+            return super().explicit_norms_sq(call, keep)
+        weight_norms, weight = triton_norms_sq(a, g, keep)
+        norms, grads = {"weight": weight_norms}, {"weight": weight}
+        if call.module.bias is not None:
+            grads["bias"] = g.sum(1)
+            norms["bias"] = norm_sq(grads["bias"])
+        return norms, grads if keep else {}
+
     def weighted_grads(self, call: LayerCall, coef: Tensor) -> dict[str, Tensor]:
         if call.per_sample:
             return super().weighted_grads(call, coef)
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
-        grads = {"weight": linear_weighted_weight(a, g, coef)}
+        if call.kernels == "triton":
+            weight = triton_weighted_weight(a, g, coef).to(call.module.weight.dtype)
+        else:
+            weight = linear_weighted_weight(a, g, coef)
+        grads = {"weight": weight}
         if call.module.bias is not None:
             grads["bias"] = torch.einsum("b,btp->p", coef.to(g.dtype), g)
         return grads

@@ -37,6 +37,8 @@ class LayerCall:
     norms_sq: dict[str, Tensor] = field(default_factory=dict)
     # explicit per-sample gradients, kept when they were computed anyway (mixed rule, tied parameters)
     per_sample: dict[str, Tensor] = field(default_factory=dict)
+    # "triton" or "torch": which implementation the rule uses where it has both (privaudit.dp.kernels)
+    kernels: str = "torch"
 
     @property
     def input(self) -> Tensor:
@@ -49,7 +51,12 @@ class LayerRule:
     Subclasses implement `per_sample_grads`; they override `ghost_norms_sq` when the norms can be had
     without materialising per-sample gradients, and `weighted_grads` when sum_i c_i g_i is cheaper
     than going through per-sample gradients.
+
+    A rule with `covers_submodules` handles every parameter below its module too (a module whose
+    forward uses a child's weight without calling the child); the engine then hooks no descendant.
     """
+
+    covers_submodules = False
 
     def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
         raise NotImplementedError
