@@ -144,3 +144,15 @@ def test_corrupt_reference_checkpoint_exits_2_with_one_sentence(tmp_path, capsys
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "m0.pt is not a readable torch file" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# /proc refuses new entries, even for root: an output directory no CLI can create
+UNWRITABLE = "/proc/privaudit-unwritable/run"
+UNWRITABLE_ERROR = f"error: output directory {UNWRITABLE} cannot be created or written (No such file or directory)."
+
+
+@pytest.mark.parametrize("argv", [["mia", "--quiet"], ["one-run", "--quiet"], ["lood", "--quiet"]])
+def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
+    assert main([*argv, "--out", UNWRITABLE]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == UNWRITABLE_ERROR and not any("Traceback" in line for line in err), err

@@ -88,3 +88,15 @@ def test_dataset_too_small_for_the_splits(capsys, tmp_path):
     code, err = _run(capsys, ["--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "r")])
     assert code == 2 and len(err) == 1 and "is too small" in err[0] and "12 examples" in err[0], err
     assert not (tmp_path / "r" / "report.json").exists()
+
+
+# /proc refuses new entries, even for root: an output directory no CLI can create
+UNWRITABLE = "/proc/privaudit-unwritable/run"
+UNWRITABLE_ERROR = f"error: output directory {UNWRITABLE} cannot be created or written (No such file or directory)."
+
+
+@pytest.mark.parametrize("argv", [["--data", "digits"], ["reconstruct", "--data", "digits"]])
+def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
+    assert main([*argv, "--out", UNWRITABLE]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == UNWRITABLE_ERROR and not any("Traceback" in line for line in err), err

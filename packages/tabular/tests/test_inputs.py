@@ -75,3 +75,15 @@ def test_small_tables_lose_no_row_to_the_splits(adult_slice_csv, rows):
     splits = split_table(table, generator_rows=700, audit_members=900, non_members=400, seed=0)
     sizes = [len(splits.generator), len(splits.audit_members), len(splits.non_members)]
     assert sum(sizes) == rows, sizes
+
+
+# /proc refuses new entries, even for root: an output directory no CLI can create
+UNWRITABLE = "/proc/privaudit-unwritable/run"
+UNWRITABLE_ERROR = f"error: output directory {UNWRITABLE} cannot be created or written (No such file or directory)."
+
+
+@pytest.mark.parametrize("argv", [[]])
+def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
+    assert main([*argv, "--out", UNWRITABLE]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == UNWRITABLE_ERROR and not any("Traceback" in line for line in err), err

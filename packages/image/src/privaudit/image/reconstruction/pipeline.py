@@ -24,7 +24,7 @@ from privaudit.attacks.reconstruction.reconstructor import (
 from privaudit.attacks.reconstruction.shadow import ShadowJob, train_shadow_heads
 from privaudit.attacks.reconstruction.store import HeadStore, StoreLayout
 from privaudit.core.errors import InputError
-from privaudit.core.rundir import StageCache, atomic_write_json, stable_key
+from privaudit.core.rundir import StageCache, atomic_write_json, prepare_output_dir, stable_key
 from privaudit.dp.devices import resolve_device
 from privaudit.dp.randomness import seed_for
 from privaudit.image import data as image_data
@@ -147,7 +147,7 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    out_dir = Path(out_dir)
+    out_dir = prepare_output_dir(out_dir)
     cache = StageCache(out_dir / "cache")
     timings: dict[str, float] = {}
     started = time.perf_counter()
