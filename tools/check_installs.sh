@@ -44,7 +44,7 @@ print(f"one private epoch, epsilon {accountant.get_epsilon(1e-5):.2f}")
 EOF
       ;;
     attacks) audit-attacks mia --quiet --out mia --set data.dataset=digits --set data.audit_size=100 \
-               --set data.population_size=50 --set model.kind=mlp --set references.count=2 --set training.epochs=2 ;;
+               --set data.population_size=50 --set model.kind=mlp --set references.count=4 --set training.epochs=2 ;;
     tabular) audit-tabular --out tabular --set generator_rows=200 --set audit_members=300 --set non_members=200 \
                --set ctgan_epochs=2 --set epochs=2 --set helper_epochs=2 --set classifier_iterations=10 ;;
     image) audit-image --data digits --out image --set generator_images=300 --set audit_members=300 \
@@ -65,7 +65,7 @@ for name in "${packages[@]}"; do
   echo "== privaudit-$name: fresh venv from wheels"
   uv venv --quiet --python 3.11 "$venv"
   VIRTUAL_ENV="$venv" uv pip install --quiet --find-links "$work/dist" -c "$work/constraints.txt" "privaudit-$name"
-  installed="$(VIRTUAL_ENV="$venv" uv pip list --format freeze | tr 'A-Z_' 'a-z-')"
+  installed="$(VIRTUAL_ENV="$venv" uv pip list --quiet --format freeze | tr 'A-Z_' 'a-z-')"
   for bad in ${forbidden[$name]}; do
     if grep -q "^$bad==" <<<"$installed"; then
       echo "privaudit-$name pulled in $bad"; failed+=("$name ($bad)")
