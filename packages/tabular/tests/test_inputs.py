@@ -87,3 +87,13 @@ def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
     assert main([*argv, "--out", UNWRITABLE]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == UNWRITABLE_ERROR and not any("Traceback" in line for line in err), err
+
+
+def test_dp_target_whose_noise_cannot_reach_epsilon_is_one_line(adult_slice_csv, tmp_path, capsys):
+    # the accountant finds no noise level for epsilon 1e-6: privaudit.dp's DPError, as one line
+    out = tmp_path / "run"
+    code = main(["--data", str(adult_slice_csv), "--label", "income", "--target", "dp", "--epsilon", "1e-6",
+                 "--epochs", "2", "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[audit-tabular]")]
+    assert code == 2 and len(err) == 1 and "no noise level reaches epsilon 1e-06" in err[0], err
+    assert not (out / "report.json").exists()
