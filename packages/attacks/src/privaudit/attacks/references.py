@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from privaudit.attacks.checkpoints import load_checkpoint
+from privaudit.attacks.fanout import ray_map
 from privaudit.attacks.models import ModelSpec, build_model
 from privaudit.attacks.training import TrainConfig, train_model, train_models_batched
 from privaudit.core.errors import InputError
@@ -154,7 +155,7 @@ def train_reference_models(
 
     if ray_address is not None:
         gpus = 1 if torch.device(device).type == "cuda" else 0
-        results = _train_on_ray(ray_address, [arguments(group) for group in groups], gpus)
+        results = ray_map(ray_address, _train_group, [arguments(group) for group in groups], gpus=gpus)
     else:
         results = (_train_group(*arguments(group)) for group in groups)
     with tqdm(
@@ -170,22 +171,3 @@ def train_reference_models(
                 if on_saved is not None:
                     on_saved(index)
     return todo
-
-
-def _train_on_ray(address: str, jobs: list[tuple], gpus: int = 0):
-    """Fan the groups out as Ray tasks (each holding `gpus` GPUs); yields each group's state dicts
-    in order."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise InputError("--ray needs the ray extra: pip install 'privaudit-attacks[ray]'") from exc
-    if not ray.is_initialized():
-        ray.init(
-            address=None if address == "local" else address,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-    remote = ray.remote(num_gpus=gpus)(_train_group)
-    futures = [remote.remote(*job) for job in jobs]
-    for future in futures:
-        yield ray.get(future)

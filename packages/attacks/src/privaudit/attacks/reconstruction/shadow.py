@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from privaudit.attacks.fanout import ray_map
 from privaudit.attacks.reconstruction.heads import (
     DPSchedule,
     HeadConfig,
@@ -103,7 +104,9 @@ def train_shadow_heads(
     todo = store.missing()
     chunks = store.layout.chunks()
     if ray_address is not None:
-        results = _on_ray(ray_address, features, labels, job, [(c, chunks[c][1]) for c in todo])
+        gpus = 1 if torch.device(job.device).type == "cuda" else 0
+        results = ray_map(ray_address, train_chunk, [(job, c, chunks[c][1]) for c in todo], gpus=gpus,
+                          shared=(features.cpu(), labels))
     else:
         features = features.to(job.device)
         results = (train_chunk(features, labels, job, c, chunks[c][1]) for c in todo)
@@ -115,22 +118,3 @@ def train_shadow_heads(
             store.save(chunk, weights, sets, positive)
             bar.update(chunks[chunk][1])
     return todo
-
-
-def _on_ray(address: str, features, labels, job: ShadowJob, work: list[tuple[int, int]]):
-    try:
-        import ray
-    except ImportError as exc:
-        raise InputError("--ray needs the ray extra: pip install 'privaudit-attacks[ray]'") from exc
-    if not ray.is_initialized():
-        ray.init(
-            address=None if address == "local" else address,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-    gpus = 1 if torch.device(job.device).type == "cuda" else 0
-    remote = ray.remote(num_gpus=gpus)(train_chunk)
-    pool, pool_labels = ray.put(features.cpu()), ray.put(labels)
-    futures = [remote.remote(pool, pool_labels, job, chunk, size) for chunk, size in work]
-    for future in futures:
-        yield ray.get(future)
