@@ -128,12 +128,7 @@ class ConvRule(LayerRule):
             norms["weight"][start : start + size] = norm_sq(piece)
             if keep:
                 grads["weight"][start : start + size] = piece
-        if module.bias is not None:
-            bias = g.flatten(2).sum(2)
-            norms["bias"] = norm_sq(bias)
-            if keep:
-                grads["bias"] = bias
-        return norms, grads
+        return _with_bias(module, g, keep, norms, grads)
 
     def _triton_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One kernel: per-sample norms from input and output gradient, no patches, no per-sample
@@ -145,12 +140,7 @@ class ConvRule(LayerRule):
         norms, grads = {"weight": weight_norms}, {}
         if keep:
             grads["weight"] = weight.reshape(len(g), *module.weight.shape)
-        if module.bias is not None:
-            bias = g.flatten(2).sum(2)
-            norms["bias"] = norm_sq(bias)
-            if keep:
-                grads["bias"] = bias
-        return norms, grads
+        return _with_bias(module, g, keep, norms, grads)
 
     def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor] | None:
         if uses_kernel(call) or not self.ghost_is_cheaper(call):
@@ -179,3 +169,13 @@ class ConvRule(LayerRule):
         if module.bias is not None:
             grads["bias"] = scaled.transpose(0, 1).flatten(1).sum(1)
         return grads
+
+
+def _with_bias(module, g: Tensor, keep: bool, norms: dict, grads: dict) -> tuple[dict, dict]:
+    """The bias's per-sample gradient (the output gradient summed over positions) and its norm."""
+    if module.bias is not None:
+        bias = g.flatten(2).sum(2)
+        norms["bias"] = norm_sq(bias)
+        if keep:
+            grads["bias"] = bias
+    return norms, grads
