@@ -188,13 +188,19 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
             heads, classes, config.class_size, config.seed, population, schedule, str(device)
         )
 
-    shadow = pools["shadow"]
-    shadow_store, shadow_time = _heads(
-        cache.root / f"shadow-{stable_key({**key, 'count': config.shadow_heads, 'chunk': config.chunk_size})}",
-        features[shadow], labels[shadow], job(SHADOW), config.shadow_heads, config.chunk_size, parameters,
-        ray_address, progress, "shadow heads",
-    )  # fmt: skip
-    timings["shadow_heads_training_s"] = shadow_time["seconds"]
+    def trained_heads(role: str, population: int, count: int):
+        """The `count` heads trained on sets drawn from one pool (shadow or attacked), stored in chunks."""
+        pool = pools[role]
+        store, spent = _heads(
+            cache.root / f"{role}-{stable_key({**key, 'count': count, 'chunk': config.chunk_size})}",
+            features[pool], labels[pool], job(population), count, config.chunk_size, parameters,
+            ray_address, progress, f"{role} heads",
+        )  # fmt: skip
+        timings[f"{role}_heads_training_s"] = spent["seconds"]
+        timings[f"{role}_heads_per_second"] = spent["heads"] / max(spent["seconds"], 1e-9)
+        return pool, store
+
+    shadow, shadow_store = trained_heads("shadow", SHADOW, config.shadow_heads)
     stats = shadow_store.stats(device)
 
     row_width = (
@@ -211,13 +217,7 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
     )  # fmt: skip
     timings["reconstructor_s"] = time.perf_counter() - started_reconstructor
 
-    attacked = pools["attacked"]
-    attacked_store, attacked_time = _heads(
-        cache.root / f"attacked-{stable_key({**key, 'count': config.attacked_heads, 'chunk': config.chunk_size})}",
-        features[attacked], labels[attacked], job(ATTACKED), config.attacked_heads, config.chunk_size, parameters,
-        ray_address, progress, "attacked heads",
-    )  # fmt: skip
-    timings["attacked_heads_training_s"] = attacked_time["seconds"]
+    attacked, attacked_store = trained_heads("attacked", ATTACKED, config.attacked_heads)
 
     started_eval = time.perf_counter()
     real = HeadBatches(attacked_store, stats, targets[attacked], classes, config.class_size, config.conditional,
@@ -252,7 +252,7 @@ def run_reconstruction(config: ReconstructionConfig, out_dir: str | Path, *, ray
         "head_epochs": epochs, "head_lr": heads.learning_rate, "head_weight_decay": heads.decay,
         "standardised_dimension": stats.dimension,
         "shadow_heads": config.shadow_heads, "attacked_heads": config.attacked_heads,
-        "shadow_heads_per_second": shadow_time["heads"] / max(shadow_time["seconds"], 1e-9), "reconstructor_steps": config.reconstructor.steps,
+        "shadow_heads_per_second": timings["shadow_heads_per_second"], "reconstructor_steps": config.reconstructor.steps,
         "reconstructor_batch_size": config.reconstructor.batch_size, "reconstructor_width": config.reconstructor.width,
         "reconstructor_parameters": sum(p.numel() for p in reconstructor.parameters()),
         "conditional": config.conditional, "final_loss": float(np.mean(losses[-50:])),
