@@ -89,7 +89,8 @@ def test_lood_on_a_users_npz_images_and_csv_table(tmp_path):
         (["--classes", "0"], "at least two distinct labels"),
         (["--classes", "0,11"], "class 11 is not in the data"),
         (["--ground-truth", "3"], "even number >= 4"),
-        (["--activation", "tanh"], "invalid choice"),
+        (["--activation", "tanh"], "kernel activation must be one of relu, gelu, erf"),
+        (["--set", "query.steps=0"], "query optimisation needs steps >= 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
