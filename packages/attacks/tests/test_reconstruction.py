@@ -270,6 +270,7 @@ def test_interrupted_reconstructor_training_resumes_where_it_stopped(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_ray_local_cluster_trains_the_same_heads(tmp_path):
     ray = pytest.importorskip("ray")
     features, labels = _pool()

@@ -173,6 +173,7 @@ def test_signals_stack_keeps_model_axis():
     assert stacked.loss.shape == (3, 2, 1)
 
 
+@pytest.mark.slow
 def test_ray_local_cluster_trains_the_same_models(tmp_path):
     ray = pytest.importorskip("ray")
     images, labels = load_images("digits")

@@ -314,6 +314,7 @@ def test_autocast_matches_torch_func_loosely(kind, dtype, data):
     clipper.detach()
 
 
+@pytest.mark.slow
 def test_triton_kernels_under_the_interpreter():
     """interpreted_kernels.py in a process of its own with TRITON_INTERPRET=1: @triton.jit (in Triton's
     own library too) reads it when a kernel is defined, so it must be set before Triton is imported."""

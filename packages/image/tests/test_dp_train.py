@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 from privaudit.dp.cli import main
 
 
+@pytest.mark.slow
 def test_dp_train_small_run_reports_accuracy_and_epsilon(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--limit", "1000", "--epochs", "2", "--epsilon", "8", "--out", str(out)]) == 0

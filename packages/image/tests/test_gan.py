@@ -76,6 +76,7 @@ def test_ada_probability_rises_when_the_discriminator_overfits():
     assert out.shape == images[:4].shape and not torch.equal(out, images[:4])
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_the_checkpoint(tmp_path):
     images, labels = _data()
     checkpoint = tmp_path / "g.pt"

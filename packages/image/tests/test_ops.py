@@ -46,6 +46,7 @@ def compiled():
     ops.use_compiled(False)
 
 
+@pytest.mark.slow  # builds the C++ extension first
 @pytest.mark.parametrize("case", [
     dict(up=2, down=1, padding=(2, 1, 2, 1), gain=4.0),
     dict(up=1, down=2, padding=(1, 1, 1, 1), gain=1.0),

@@ -11,6 +11,8 @@ from privaudit.image import attack, gan, models
 from privaudit.image.audit import run_audit
 from privaudit.image.cli import main
 
+pytestmark = pytest.mark.slow  # whole audits end to end: the full tier only
+
 
 def test_pipeline_runs_end_to_end_and_a_rerun_reuses_the_cache(tiny, capsys, monkeypatch):
     config = tiny()

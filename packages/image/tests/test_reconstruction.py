@@ -14,6 +14,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_reconstruct_end_to_end_and_rerun_reuses_every_stage(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["reconstruct", *TINY, "--out", str(out)]) == 0

