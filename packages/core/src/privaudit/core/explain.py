@@ -126,7 +126,8 @@ def verdict(
                 f"{best['predicted_members']} member guesses, above what the baseline, which sees only the "
                 f"generator's images or rows, can reach with as many "
                 f"guesses (at most {ub_text} at {1 - alpha:.0%} confidence): the target "
-                f"reveals its training members beyond the generator's baseline (ε̃ = {_f(tilde)})."
+                f"reveals its training members beyond the generator's baseline ({{c+ε}}_lb = "
+                f"{_f(best['eps_lb'])} at its best threshold, ε̃ = {_f(tilde)})."
             )
         else:
             status = "no measurable leakage"
