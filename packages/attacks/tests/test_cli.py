@@ -115,7 +115,9 @@ def test_one_run_non_private_gives_positive_bound(tmp_path, capsys):
     extra = report["extra"]
     assert extra["eps_lower_bound"] > 0.5 and extra["dp_epsilon_spent"] is None
     # the HTML's headline is the bound the console prints, and the verdict rests on it
-    printed = capsys.readouterr().out.split("eps lower bound ")[1].split()[0]
+    console = capsys.readouterr().out
+    assert "verdict: leaks:" in console
+    printed = console.split("eps lower bound ")[1].split()[0]
     html = (tmp_path / "plain" / "report.html").read_text()
     assert f"one-run ε lower bound = {printed}</b>" in html
     assert report["headline"]["value"] == extra["eps_lower_bound"] == report["verdict"]["eps_lb"]

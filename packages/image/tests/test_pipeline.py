@@ -46,7 +46,8 @@ def test_pipeline_runs_end_to_end_and_a_rerun_reuses_the_cache(tiny, capsys, mon
     captured = capsys.readouterr()
     out = captured.out
     assert "reused from the cache: target, synthetic, quality, helper, scores" in captured.err
-    assert f"report: {run}/report.html" in out and "eps_tilde" in out
+    assert f"report: {run}/report.html" in out and "eps_tilde" in out and "verdict: " in out
+    assert "Reused from the cache" in open(f"{run}/report.html").read()
     assert json.loads(open(f"{run}/report.json").read())["eps_tilde"] == report["eps_tilde"]
 
 
