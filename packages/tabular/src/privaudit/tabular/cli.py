@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from privaudit.attacks.panoramia.cli import SHARED_FIELDS, panoramia_parser
+from privaudit.attacks.panoramia.cli import SHARED_FIELDS, out_given, panoramia_parser
 from privaudit.core.config import load_config
 from privaudit.core.errors import InputError, run_cli
 from privaudit.tabular.config import TARGET_KINDS, TabularAuditConfig
@@ -56,15 +56,6 @@ def run_dir(config: TabularAuditConfig) -> str:
     return "runs/tabular-" + "-".join(parts)
 
 
-def _out_given(args) -> bool:
-    """Whether the user named the run directory: --out, --set out_dir=..., or out_dir in --config."""
-    from privaudit.core.config import read_yaml_mapping
-
-    if args.out_dir is not None or any(o.partition("=")[0].strip() == "out_dir" for o in args.overrides):
-        return True
-    return bool(args.config) and "out_dir" in read_yaml_mapping(args.config)
-
-
 def resolve_config(argv: Sequence[str] | None) -> TabularAuditConfig:
     """The audit's config from the command line (input errors raise InputError)."""
     args = build_parser().parse_args(argv)
@@ -74,7 +65,7 @@ def resolve_config(argv: Sequence[str] | None) -> TabularAuditConfig:
     if args.data is not None and args.label is None:
         raise InputError("--data needs --label naming the label column.")
     config = load_config(TabularAuditConfig, args.config, args.overrides, flags)
-    if not _out_given(args):
+    if not out_given(args):
         config = config.replace(out_dir=run_dir(config))
     return config
 
