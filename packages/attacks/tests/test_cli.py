@@ -17,7 +17,16 @@ def test_mia_end_to_end_and_rerun_reuses_models(tmp_path, capsys):
     config = tmp_path / "mia.yaml"
     config.write_text(TINY_MIA)
     out = tmp_path / "run"
-    args = ["mia", "--config", str(config), "--set", "references.count=4", "--out", str(out), "--quiet"]
+    args = [
+        "mia",
+        "--config",
+        str(config),
+        "--set",
+        "references.count=4",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["columns"]) == {
@@ -40,6 +49,10 @@ def test_mia_end_to_end_and_rerun_reuses_models(tmp_path, capsys):
     assert main(args) == 0
     assert [p.stat().st_mtime_ns for p in checkpoints] == stamps
     assert json.loads((out / "report.json").read_text())["columns"] == report["columns"]
+    # its own report: no PANORAMIA baseline, c_lb or eps_tilde, a verdict from its bounds
+    html = (out / "report.html").read_text()
+    assert report["kind"] == "mia" and 'id="verdict"' in html
+    assert "c_lb" not in html and "ε̃" not in html and "baseline" not in html.lower()
 
 
 @pytest.mark.parametrize(
@@ -92,14 +105,23 @@ dp: {target_epsilon: 1.0, delta: 1.0e-5, max_grad_norm: 1.0}
 """
 
 
-def test_one_run_non_private_gives_positive_bound(tmp_path):
+def test_one_run_non_private_gives_positive_bound(tmp_path, capsys):
     config = tmp_path / "one.yaml"
     config.write_text(ONE_RUN)
     assert (
         main(["one-run", "--config", str(config), "--out", str(tmp_path / "plain"), "--quiet"]) == 0
     )
-    extra = json.loads((tmp_path / "plain" / "report.json").read_text())["extra"]
+    report = json.loads((tmp_path / "plain" / "report.json").read_text())
+    extra = report["extra"]
     assert extra["eps_lower_bound"] > 0.5 and extra["dp_epsilon_spent"] is None
+    # the HTML's headline is the bound the console prints, and the verdict rests on it
+    console = capsys.readouterr().out
+    assert "verdict: leaks:" in console
+    printed = console.split("eps lower bound ")[1].split()[0]
+    html = (tmp_path / "plain" / "report.html").read_text()
+    assert f"one-run ε lower bound = {printed}</b>" in html
+    assert report["headline"]["value"] == extra["eps_lower_bound"] == report["verdict"]["eps_lb"]
+    assert report["verdict"]["status"] == "leaks" and "c_lb" not in html
 
 
 def test_one_run_dp_bound_stays_below_epsilon(tmp_path):
@@ -112,6 +134,11 @@ def test_one_run_dp_bound_stays_below_epsilon(tmp_path):
     extra = json.loads((tmp_path / "dp" / "report.json").read_text())["extra"]
     assert extra["dp_epsilon_spent"] == pytest.approx(1.0, rel=0.05)
     assert extra["eps_lower_bound"] < extra["dp_epsilon_spent"]
+    report = json.loads((tmp_path / "dp" / "report.json").read_text())
+    html = (tmp_path / "dp" / "report.html").read_text()
+    assert f"spent ε = {extra['dp_epsilon_spent']:.3f}" in html
+    saved_config = json.loads((tmp_path / "dp" / "config.json").read_text())
+    assert saved_config["audit"]["delta"] == report["delta"] == saved_config["dp"]["delta"] == 1e-5
 
 
 def test_negative_threads_exit_2(tmp_path, capsys):
@@ -119,8 +146,13 @@ def test_negative_threads_exit_2(tmp_path, capsys):
     assert "--threads must be >= 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("device, message", [("tpu", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-                                             ("cuda:7", "device cuda:7 was asked for")])
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("tpu", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ("cuda:7", "device cuda:7 was asked for"),
+    ],
+)
 def test_unknown_or_missing_device_exits_2(tmp_path, capsys, device, message):
     assert main(["mia", "--device", device, "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -143,7 +175,11 @@ def test_corrupt_reference_checkpoint_exits_2_with_one_sentence(tmp_path, capsys
             "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "m0.pt is not a readable torch file" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert (
+        "m0.pt is not a readable torch file" in err
+        and err.count("\n") == 1
+        and "Traceback" not in err
+    )
 
 
 # /proc refuses new entries, even for root: an output directory no CLI can create

@@ -296,7 +296,7 @@ def test_report_labels_what_is_and_is_not_a_bound(tmp_path):
     column = report["columns"]["mia_a_pred"]
     assert "eps_hypothesis_test_heuristic" in column and "eps_lb_hypothesis_test" not in column
     html = (tmp_path / "r" / "report.html").read_text()
-    assert "(not a lower bound)" in html and "hypothesis-test eps (heuristic, not a bound)" in html
+    assert "(not a lower bound)" in html and "hypothesis-test ε (heuristic, not a bound)" in html
 
 
 def test_files_get_the_usual_mode(tmp_path):

@@ -37,7 +37,9 @@ def test_fields_come_from_yaml_then_flags_then_set(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("seed: 7\ninner: {count: 2}\nwidths: [3, 4]\n")
     assert load_config(Settings, path) == Settings(seed=7, widths=(3, 4), inner=Inner(count=2))
-    config = load_config(Settings, path, ["inner.rate=0.25", "seed=9"], flags={"name": "x", "seed": 8, "limit": None})
+    config = load_config(
+        Settings, path, ["inner.rate=0.25", "seed=9"], flags={"name": "x", "seed": 8, "limit": None}
+    )
     assert config == Settings(seed=9, name="x", widths=(3, 4), inner=Inner(count=2, rate=0.25))
     path.write_text("")
     assert load_config(Settings, path) == Settings()
@@ -73,7 +75,9 @@ def test_flags_are_generated_from_the_fields_with_their_defaults():
     dests = add_config_flags(parser, Inner)
     args = parser.parse_args(["--count", "3", "--set", "rate=0.1"])
     assert flag_values(args, dests) == {"count": 3}
-    assert load_config(Inner, None, args.overrides, flag_values(args, dests)) == Inner(count=3, rate=0.1)
+    assert load_config(Inner, None, args.overrides, flag_values(args, dests)) == Inner(
+        count=3, rate=0.1
+    )
     assert "default: 4" in parser.format_help()
 
 
@@ -114,6 +118,7 @@ def test_ground_truth_summary_and_section_list_every_column():
         "c_lb": 0.5,
         "eps_tilde": {"mia_<b>_pred": -0.25},
         "columns": {"mia_<b>_pred": {"eps_lb": 0.25, "auc": 0.61}},
+        "verdict": None,
     }
     section = ground_truth_section(summary)
     assert "runs/x/ground-truth" in section.html and "0.610" in section.html

@@ -28,9 +28,9 @@ def test_pipeline_runs_end_to_end_and_a_rerun_reuses_the_cache(tiny, capsys, mon
     assert extra["ground_truth"] is not None and set(extra["ground_truth"]["columns"]) == {"baseline_pred", "mia_cnn_pred"}
     html = open(f"{run}/report.html").read()
     assert "generator_samples.png" in html and "Fréchet distance" in html and "Ground truth" in html
-    auc = report["columns"]["baseline_pred"]["auc"]
-    assert extra["baseline_saturated"] == (auc > 0.99)
-    assert ("Warning: the generator limits this audit" in html) == extra["baseline_saturated"]
+    weak = report["verdict"]["generator_too_weak"]
+    assert ("Warning: the generator limits this audit" in html) == weak
+    assert "Verdict:" in html and "What the numbers mean" in html
     saved = json.loads(open(f"{run}/report.json").read())
     assert saved["eps_tilde"] == report["eps_tilde"]
 
@@ -46,7 +46,8 @@ def test_pipeline_runs_end_to_end_and_a_rerun_reuses_the_cache(tiny, capsys, mon
     captured = capsys.readouterr()
     out = captured.out
     assert "reused from the cache: target, synthetic, quality, helper, scores" in captured.err
-    assert f"report: {run}/report.html" in out and "eps_tilde" in out
+    assert f"report: {run}/report.html" in out and "eps_tilde" in out and "verdict: " in out
+    assert "Reused from the cache" in open(f"{run}/report.html").read()
     assert json.loads(open(f"{run}/report.json").read())["eps_tilde"] == report["eps_tilde"]
 
 

@@ -37,6 +37,10 @@ def test_end_to_end_report_and_resume(adult_slice_csv, tmp_path, cache_dir):
     again = run_audit(config)
     assert {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == cached  # nothing retrained
     assert again["eps_tilde"] == report["eps_tilde"]
+    assert again["extra"]["cached_stages"]
+    html = (tmp_path / "mlp" / "report.html").read_text()
+    assert "Reused from the cache" in html and 'id="verdict"' in html
+    assert 'id="verdict"' in (tmp_path / "mlp" / "ground-truth" / "report.html").read_text()
 
 
 def test_overfit_target_leaks_more_than_dp(noisy_adult_csv, tmp_path, cache_dir):
@@ -52,3 +56,8 @@ def test_overfit_target_leaks_more_than_dp(noisy_adult_csv, tmp_path, cache_dir)
     gt_overfit = overfit["extra"]["ground_truth"]["columns"]["mia_overfit_pred"]["auc"]
     gt_private = private["extra"]["ground_truth"]["columns"]["mia_dp_pred"]["auc"]
     assert gt_overfit > gt_private + 0.1
+    # the DP target's spend is in the HTML; the audit ran at its delta, and config.json says so
+    assert f"spent ε = {private['extra']['target']['spent_epsilon']:.3f}" in (tmp_path / "dp" / "report.html").read_text()
+    saved_config = json.loads((tmp_path / "dp" / "config.json").read_text())
+    assert saved_config["audit"]["delta"] == private["delta"] == private["extra"]["target"]["delta"] == saved_config["delta"]
+    assert overfit["delta"] == 0.0 and overfit["verdict"]["ground_truth"].startswith("Ground truth")

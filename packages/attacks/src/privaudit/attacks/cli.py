@@ -99,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else " (non-private training)"
                 )
             )
+        if args.command != "lood":
+            from privaudit.core.report import verdict_lines
+
+            print("\n".join(verdict_lines(report)))
         print(f"report: {args.out}/report.html")
         return 0
 

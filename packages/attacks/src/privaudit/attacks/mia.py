@@ -122,7 +122,7 @@ def run_mia(
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     return write_report(
         scores, out_dir, baseline=None, member_prior=0.5,  # half the audit points train the target
-        title="privaudit attacks: membership inference with reference models",
+        title="privaudit attacks: membership inference with reference models", kind="mia",
         config=dataclasses.asdict(config),
         extra={"reference_models": len(store.membership)},
     )  # fmt: skip

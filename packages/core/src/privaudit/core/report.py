@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from privaudit.core import bounds, metrics, plots
+from privaudit.core import bounds, explain, metrics, plots
 from privaudit.core.errors import InputError, plain
 from privaudit.core.rundir import dumps_json, make_staging_dir, provenance, to_jsonable
 from privaudit.core.scores import (
@@ -72,6 +72,7 @@ def ground_truth_summary(report: Mapping, out_dir) -> dict:
         "columns": {
             k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()
         },
+        "verdict": (report.get("verdict") or {}).get("text"),
     }
 
 
@@ -94,6 +95,18 @@ def summary_lines(report: Mapping) -> list[str]:
         lines.append(
             f"ground truth (real non-members) {column}: eps_lb = {fmt(stats['eps_lb'])}, AUC = {fmt(stats['auc'])}"
         )
+    lines += verdict_lines(report)
+    return lines
+
+
+def verdict_lines(report: Mapping) -> list[str]:
+    """The verdict for the console, and the weak-generator warning when there is one."""
+    verdict = report.get("verdict")
+    if not verdict:
+        return []
+    lines = [f"verdict: {verdict['text']}"]
+    if verdict.get("generator_too_weak"):
+        lines += [c for c in verdict["caveats"] if c.startswith("The generator is too weak")]
     return lines
 
 
@@ -105,9 +118,18 @@ def ground_truth_section(summary: Mapping) -> ReportSection:
     )
     return ReportSection(
         "Ground truth: the same attacks against real non-members",
-        f"<p>Report in <code>{html.escape(summary['dir'])}</code>; {summary['n']} test points; "
-        f"c_lb = {_fmt(summary['c_lb'])}.</p>"
-        f"<table><tr><th>column</th><th>eps_lb</th><th>AUC</th></tr>{rows}</table>",
+        "<p id='ground-truth'>The same classifiers, trained and tested with real examples the "
+        "model never saw in place of the generated ones: no generator is involved, so their ε "
+        "lower bounds are sound for the target alone. The audit above is trustworthy when it "
+        "agrees with these numbers; the baseline column here (the helper, trained on synthetic "
+        "data only) should stay near chance.</p>"
+        + (
+            f"<p><b>Ground-truth verdict:</b> {html.escape(summary['verdict'])}</p>"
+            if summary.get("verdict")
+            else ""
+        )
+        + f"<p>Report in <code>{html.escape(summary['dir'])}</code>; {summary['n']} test points.</p>"
+        f"<table><tr><th>column</th><th>ε lower bound</th><th>AUC</th></tr>{rows}</table>",
     )
 
 
@@ -161,69 +183,100 @@ def _img(name: str, data: bytes) -> str:
     return f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}"></figure>'
 
 
-def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSection]) -> str:
+def _table(report: dict, kind: str) -> str:
+    panoramia = kind == "panoramia"
+    heads = ["column", "role"] if panoramia else ["column"]
+    if panoramia:
+        heads += ["ε lower bound (c_lb / {c+ε}_lb)", "ε̃ = {c+ε}_lb − c_lb (not a lower bound)"]
+    elif kind == "one_run":
+        heads.append("threshold-sweep ε lower bound (member guesses only)")
+    else:
+        heads.append("ε lower bound")
+    heads += ["AUC", "AUC 95% CI (bootstrap)", "TPR at 1% FPR", "TPR at 0.1% FPR",
+              "hypothesis-test ε (heuristic, not a bound)"]  # fmt: skip
     rows = []
     for name, col in report["columns"].items():
-        eps_tilde = report["eps_tilde"].get(name)
-        rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{_fmt(x)}</td>"
-                for x in (
-                    name,
-                    col["role"],
-                    col["eps_lb"],
-                    eps_tilde,
-                    col["auc"],
-                    f"{col['auc_ci95'][0]:.3f}–{col['auc_ci95'][1]:.3f}",
-                    col["tpr_at_fpr"]["0.001"],
-                    col["eps_hypothesis_test_heuristic"],
-                )
-            )
-            + "</tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "column",
-            "role",
-            "eps lower bound (c_lb / {c+eps}_lb)",
-            "eps_tilde = {c+eps}_lb − c_lb (not a lower bound)",
-            "AUC",
-            "AUC 95% CI (bootstrap)",
-            "TPR at 0.1% FPR",
-            "hypothesis-test eps (heuristic, not a bound)",
-        )
-    )
+        cells = [name, col["role"]] if panoramia else [name]
+        cells.append(col["eps_lb"])
+        if panoramia:
+            cells.append(report["eps_tilde"].get(name))
+        cells += [
+            col["auc"],
+            f"{col['auc_ci95'][0]:.3f}–{col['auc_ci95'][1]:.3f}",
+            col["tpr_at_fpr"]["0.01"],
+            col["tpr_at_fpr"]["0.001"],
+            col["eps_hypothesis_test_heuristic"],
+        ]
+        rows.append("<tr>" + "".join(f"<td>{_fmt(x)}</td>" for x in cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return f"<table id='numbers'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSection]) -> str:
+    kind = report["kind"]
     thresholds = report["thresholds"]
     sweep = (
         "every distinct score"
         if thresholds is None
         else f"{thresholds} evenly spaced thresholds on [0, 1]"
     )
+    headline = report.get("headline")
+    dp = report.get("dp")
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(report['title'])}</title><style>",
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}",
         "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}",
         "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}",
-        "img{max-width:520px}</style></head><body>",
+        "dd{margin:0 0 0.6em 1.5em}img{max-width:520px}</style></head><body>",
         f"<h1>{html.escape(report['title'])}</h1>",
-        "".join(f"<p><b>Note:</b> {html.escape(note)}</p>" for note in report["notes"]),
-        f"<p><b>c_lb</b> = {_fmt(report['c_lb'])} &nbsp; n = {report['n']} ({report['members']} members, "
-        f"{report['nonmembers']} non-members); sweep: {sweep}; alpha = {report['alpha']}, "
-        f"delta = {report['delta']}; member prior = {report['member_prior']:.4g}.</p>",
-        f"<table><tr>{head}</tr>{''.join(rows)}</table>",
-        "<p>c_lb and {c+eps}_lb are eps lower bounds: each holds at confidence 1 − alpha, split "
-        "between the baseline and the MIA bound and Bonferroni-corrected over the thresholds, "
-        "taking each row to be a member with probability equal to the member prior (the "
-        "design's, else the table's member fraction), so an unbalanced table gets no bound from "
-        "its imbalance. eps_tilde = {c+eps}_lb − c_lb is a difference of two lower bounds, not a "
-        "lower bound itself. The hypothesis-test eps is a heuristic: its Clopper–Pearson intervals "
-        "treat the rows as independent trials, but they all come from one training run.</p>",
-        "<h2>Plots</h2>",
-        "".join(_img(name, data) for name, data in images.items()),
     ]
+    if headline:
+        parts.append(
+            f"<p id='headline' style='font-size:1.3em'><b>{html.escape(headline['label'])} = "
+            f"{headline['value']:.3f}</b>"
+            + (f" — {html.escape(headline['detail'])}" if headline.get("detail") else "")
+            + "</p>"
+        )
+    if dp:
+        spent = dp.get("spent_epsilon")
+        parts.append(
+            "<p id='dp'><b>DP training:</b> "
+            + (f"spent ε = {spent:.3f}" if spent is not None else "spent ε not recorded")
+            + (f" (target ε = {dp['target_epsilon']:g})" if dp.get("target_epsilon") else "")
+            + (f", δ = {dp['delta']:g}" if dp.get("delta") is not None else "")
+            + ".</p>"
+        )
+    parts += [
+        explain.verdict_html(report["verdict"]),
+        explain.weak_generator_html(report["verdict"]),
+        "".join(f"<p><b>Note:</b> {html.escape(note)}</p>" for note in report["notes"]),
+        "<p>"
+        + (f"<b>c_lb</b> = {_fmt(report['c_lb'])} &nbsp; " if kind == "panoramia" else "")
+        + f"n = {report['n']} ({report['members']} members, {report['nonmembers']} non-members); "
+        f"sweep: {sweep}; alpha = {report['alpha']}, delta = {report['delta']}; member prior = "
+        f"{report['member_prior']:.4g}.</p>",
+        _table(report, kind),
+        explain.explanations_html(explain.explanations(kind, report)),
+    ]
+    if kind == "panoramia":
+        parts.append(
+            "<p>Details: c_lb and {c+ε}_lb are ε lower bounds: each holds at confidence 1 − alpha, "
+            "split between the baseline and the MIA bound and Bonferroni-corrected over the "
+            "thresholds, taking each row to be a member with probability equal to the member "
+            "prior (the design's, else the table's member fraction), so an unbalanced table gets "
+            "no bound from its imbalance. The verdict compares the attack's lower bound with an "
+            "upper confidence limit of the baseline at the attack's own number of member guesses "
+            "(a comparison of two classifiers on this test set, not a DP bound).</p>"
+        )
+    else:
+        parts.append(
+            "<p>Details: each ε lower bound holds at confidence 1 − alpha, Bonferroni-corrected "
+            "over the thresholds, taking each row to be a member with probability equal to the "
+            "member prior (the design's, else the table's member fraction); the verdict's bound "
+            "is also corrected for picking the best of the attacks.</p>"
+        )
+    parts += ["<h2>Plots</h2>", "".join(_img(name, data) for name, data in images.items())]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>{section.html}")
         parts.append("".join(_img(name, data) for name, data in section.images))
@@ -286,12 +339,26 @@ def write_report(
     extra: Mapping | None = None,
     config: Mapping | None = None,
     notes: Sequence[str] = (),
+    kind: str | None = None,
+    headline: Mapping | None = None,
+    dp: Mapping | None = None,
 ) -> dict:
     """Audit every score column of `scores` and write the report into `out_dir`; return report.json's dict.
 
     `member_prior`: the probability with which the audit's design made each row a member,
     independently of the others (PANORAMIA's test mix and the one-run canaries: 0.5); None takes
-    the table's member fraction. `notes`: sentences shown at the top of the report."""
+    the table's member fraction. `notes`: sentences shown at the top of the report.
+    `kind`: which explanations and verdict the report gets (explain.KINDS; default "panoramia"
+    with a baseline, else "mia"). `headline`: the run's own headline bound, shown first and used
+    by the verdict ({"label", "value", "detail"}; the one-run audit's eps_lb). `dp`: a DP
+    target's {"spent_epsilon", "target_epsilon", "delta"}, shown and compared with the bound.
+    config.json holds `config` plus an `audit` block with the settings report.json used."""
+    if kind is None:
+        kind = "panoramia" if baseline is not None else "mia"
+    if kind not in explain.KINDS:
+        raise ValueError(f"unknown report kind {kind!r}; known: {', '.join(explain.KINDS)}")
+    if config and "audit" in config:
+        raise ValueError("config must not hold an 'audit' key: write_report writes that block")
     started = time.perf_counter()
     scores = check_report_inputs(
         scores,
@@ -318,6 +385,7 @@ def write_report(
     prior = next(iter(curves.values())).member_prior
     report = {
         "title": title,
+        "kind": kind,
         "notes": list(notes),
         "n": int(labels.size),
         "members": int(labels.sum()),
@@ -341,6 +409,16 @@ def write_report(
         report["columns"][name] = {"role": "baseline" if name == baseline else "attack", **stats}
     if extra:
         report["extra"] = to_jsonable(dict(extra))
+    if headline is not None:
+        report["headline"] = to_jsonable(dict(headline))
+    if dp is not None:
+        report["dp"] = to_jsonable(dict(dp))
+    spent = None if dp is None else dp.get("spent_epsilon")
+    report["verdict"] = to_jsonable(
+        explain.verdict(
+            report, curves, labels, columns, kind=kind, headline=headline, dp_epsilon=spent
+        )
+    )
 
     rocs = {name: c.roc()[:2] for name, c in counts.items()}
     precision_curves = {}
@@ -366,12 +444,18 @@ def write_report(
         if images_clash:
             raise ValueError(f"section {section.title!r} reuses image names {sorted(images_clash)}")
 
+    # The audit's own settings in a block of their own: a run config's fields (a DP target's
+    # training delta) never stand where the audit's delta should be.
     resolved = {
-        "title": title,
-        "baseline": baseline,
-        "thresholds": thresholds,
-        "alpha": alpha,
-        "delta": delta,
+        "audit": {
+            "title": title,
+            "kind": kind,
+            "baseline": baseline,
+            "thresholds": thresholds,
+            "alpha": alpha,
+            "delta": delta,
+            "member_prior": prior,
+        },
         **(dict(config) if config else {}),
     }
     files: dict[str, bytes] = {

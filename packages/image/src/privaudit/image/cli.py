@@ -37,25 +37,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_out(args) -> str | None:
-    """Runs of different targets or data get their own directory (runs/image-<data>-<target>...)."""
-    if args.out_dir is not None or args.config or args.overrides:
-        return None
-    parts = []
-    if args.data not in (None, "mnist"):
-        parts.append(Path(args.data).name or "data")
-    else:
-        parts.append("mnist")
-    if args.target not in (None, "cnn"):
-        parts.append(args.target)
-    if args.epsilon is not None:
-        parts.append(f"dp-eps{args.epsilon:g}")
-    if args.model is not None:
-        parts.append(Path(args.model).stem)
-    return None if parts == ["mnist"] else "runs/image-" + "-".join(parts)
+def run_dir(config) -> str:
+    """The run directory of a config that names none: one per data, target and epsilon
+    (runs/image-mnist for the default CNN, runs/image-mnist-wrn16-4-dp-eps8, ...)."""
+    parts = ["mnist" if config.data == "mnist" else (Path(config.data).name or "data")]
+    if config.target != "cnn":
+        parts.append(config.target)
+    if config.epsilon is not None:
+        parts.append(f"dp-eps{config.epsilon:g}")
+    if config.model is not None:
+        parts.append(Path(config.model).stem)
+    return "runs/image-" + "-".join(parts)
 
 
 IMAGE_FIELDS = ("architecture", "gan_steps", "fused_ops", "threads", "gan_threads", "device")
+
+
+def resolve_config(argv: Sequence[str]):
+    """The audit's ImageAuditConfig from the command line (input errors raise InputError)."""
+    from privaudit.attacks.panoramia.cli import SHARED_FIELDS, out_given
+    from privaudit.core.config import load_config
+    from privaudit.image.config import ImageAuditConfig
+
+    args = build_parser().parse_args(argv)
+    flags = {name: getattr(args, name) for name in SHARED_FIELDS + IMAGE_FIELDS}
+    config = load_config(ImageAuditConfig, args.config, args.overrides, flags)
+    if not out_given(args):
+        config = config.replace(out_dir=run_dir(config))
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,14 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
 
     def body() -> int:
-        from privaudit.attacks.panoramia.cli import SHARED_FIELDS
-        from privaudit.core.config import load_config
-        from privaudit.image.config import ImageAuditConfig
-
-        args = build_parser().parse_args(argv)
-        flags = {name: getattr(args, name) for name in SHARED_FIELDS + IMAGE_FIELDS}
-        flags["out_dir"] = args.out_dir or _default_out(args)
-        config = load_config(ImageAuditConfig, args.config, args.overrides, flags)
+        config = resolve_config(argv)
         from privaudit.image.audit import run_audit  # heavy imports only once the input is valid
 
         report = run_audit(config)

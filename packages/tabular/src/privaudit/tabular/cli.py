@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from privaudit.attacks.panoramia.cli import SHARED_FIELDS, panoramia_parser
+from privaudit.attacks.panoramia.cli import SHARED_FIELDS, out_given, panoramia_parser
 from privaudit.core.config import load_config
 from privaudit.core.errors import InputError, run_cli
 from privaudit.tabular.config import TARGET_KINDS, TabularAuditConfig
@@ -42,19 +42,37 @@ def build_parser() -> argparse.ArgumentParser:
 TABULAR_FIELDS = ("label", "model_spec", "hidden", "ctgan_epochs", "cache_dir")
 
 
+def run_dir(config: TabularAuditConfig) -> str:
+    """The run directory of a config that names none: one per data, target and epsilon, so runs of
+    different targets never overwrite each other's report (the default MLP on Adult:
+    runs/tabular-adult; `--target dp --epsilon 1`: runs/tabular-adult-dp-eps1)."""
+    parts = [Path(config.data).stem if config.data is not None else "adult"]
+    if config.model is not None:
+        parts.append(Path(config.model).stem)
+    elif config.target != "mlp":
+        parts.append(config.target)
+        if config.target == "dp":
+            parts.append(f"eps{config.epsilon:g}")
+    return "runs/tabular-" + "-".join(parts)
+
+
+def resolve_config(argv: Sequence[str] | None) -> TabularAuditConfig:
+    """The audit's config from the command line (input errors raise InputError)."""
+    args = build_parser().parse_args(argv)
+    flags = {name: getattr(args, name) for name in SHARED_FIELDS + TABULAR_FIELDS}
+    if args.epsilon is not None and args.target is None:
+        flags["target"] = "dp"  # an epsilon is the dp target's
+    if args.data is not None and args.label is None:
+        raise InputError("--data needs --label naming the label column.")
+    config = load_config(TabularAuditConfig, args.config, args.overrides, flags)
+    if not out_given(args):
+        config = config.replace(out_dir=run_dir(config))
+    return config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
-        args = build_parser().parse_args(argv)
-        flags = {name: getattr(args, name) for name in SHARED_FIELDS + TABULAR_FIELDS}
-        if args.epsilon is not None and args.target is None:
-            flags["target"] = "dp"  # an epsilon is the dp target's
-        if args.data is not None and args.out_dir is None and not args.config:
-            flags["out_dir"] = f"runs/tabular-{Path(args.data).stem}"
-        elif args.target not in (None, "mlp") and args.out_dir is None and not args.config:
-            flags["out_dir"] = f"runs/tabular-adult-{args.target}"  # each target its own report
-        if args.data is not None and args.label is None:
-            raise InputError("--data needs --label naming the label column.")
-        config = load_config(TabularAuditConfig, args.config, args.overrides, flags)
+        config = resolve_config(argv)
         from privaudit.tabular.audit import (
             run_audit,  # heavy imports (sdv, torch) only once the input is valid
         )

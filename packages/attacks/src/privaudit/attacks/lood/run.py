@@ -229,6 +229,13 @@ def _summary_html(report: dict) -> str:
         f"when the record is left out. Max {report['lood_kl']['max']:.4g}, median {report['lood_kl']['median']:.4g} "
         f"nats. All records' LOOD come from one Cholesky factorisation and a rank-one update per record; "
         f"every record is in <code>landscape.csv</code>.</p>"
+        "<p><b>What this means:</b> LOOD ranks which records a model of this kind would expose most, "
+        "without training any model: a record far from the others, or mislabelled, moves the "
+        "posterior most when it is left out, so an attacker could tell most easily whether it was "
+        "in the training set. It is a ranking, not a privacy bound: 0 nats would mean leaving the "
+        "record out changes nothing; compare records with each other (the top of the ranking "
+        "against the median), and check the ranking with the ground-truth section where present "
+        "(the same records attacked on trained networks).</p>"
     )
 
 

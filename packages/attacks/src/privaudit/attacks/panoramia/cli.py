@@ -32,3 +32,14 @@ def panoramia_parser(prog: str, what: str, *, default: str, targets, data: str, 
     parser.add_argument("--seed", type=int, help="seeds the splits, models and generator (never the DP noise)")
     parser.add_argument("--out", dest="out_dir", help="run directory (reused to resume)")
     return parser
+
+
+def out_given(args) -> bool:
+    """Whether the user named the run directory (--out, --set out_dir=..., or out_dir in --config);
+    when not, a CLI derives it from the resolved config, one per data and target, so runs of
+    different targets never overwrite each other's report."""
+    from privaudit.core.config import read_yaml_mapping
+
+    if args.out_dir is not None or any(o.partition("=")[0].strip() == "out_dir" for o in args.overrides):
+        return True
+    return bool(args.config) and "out_dir" in read_yaml_mapping(args.config)

@@ -27,7 +27,6 @@ from privaudit.attacks.panoramia.protocols import (
     ModelFamily,
     Target,
 )
-from privaudit.core import metrics
 from privaudit.core.errors import InputError
 from privaudit.core.report import (
     ReportSection,
@@ -43,9 +42,6 @@ from privaudit.core.rundir import (
 )
 from privaudit.dp.randomness import seed_for
 from torch import nn
-
-# A baseline this good leaves eps_tilde no room: the generator, not the target, limits the audit.
-SATURATED_BASELINE_AUC = 0.99
 
 
 @dataclass
@@ -303,14 +299,20 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             table[column] = attack.score(test, test_signals)
         return pd.DataFrame(table)
 
-    # each test slot holds a real member with probability 1/2 by design: the bounds' prior
-    common = {"alpha": settings.alpha, "config": settings.config, "member_prior": 0.5}
+    # each test slot holds a real member with probability 1/2 by design: the bounds' prior. A DP
+    # target is audited at its own delta, so the bounds compare with the (eps, delta) it spent.
+    dp = None
+    if "spent_epsilon" in target_info:
+        dp = {key: target_info[key] for key in ("spent_epsilon", "target_epsilon", "delta")}
+    audit_delta = dp["delta"] if dp else 0.0
+    common = {"alpha": settings.alpha, "delta": audit_delta, "config": settings.config, "member_prior": 0.5,
+              "dp": dp}
     ground_truth = None
     if non_members is not None and len(non_members):
         gt_scores = cache.frame(cache.path("scores-ground-truth", {**attack_key, "n": len(non_members)}, "parquet"),
                                 lambda: scores_against(non_members, "ground-truth", "real non-members"))
         gt_dir = out_dir / "ground-truth"
-        gt_report = write_report(gt_scores, gt_dir, extra={"target": target_info}, **common,
+        gt_report = write_report(gt_scores, gt_dir, extra={"target": target_info}, kind="ground_truth", **common,
                                  title=f"privaudit {inputs.modality} ground truth: {inputs.target_name} target vs real non-members")
         ground_truth = ground_truth_summary(gt_report, gt_dir)
         stages.done("ground_truth")
@@ -320,35 +322,24 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
 
     # ---- report
     sections = [_target_section(target_info), generator.report_section(quality, generator_split, synthetic_audit)]
-    baseline_auc = metrics.auc(scores["member"].to_numpy(), scores["baseline_pred"].to_numpy())
-    saturated = bool(baseline_auc > SATURATED_BASELINE_AUC)
-    if saturated:
-        say(f"warning: the baseline tells synthetic from real examples almost perfectly (AUC {baseline_auc:.3f}); "
-            "eps_tilde is then capped near 0 and says little about the target: improve the generator")
-        sections.insert(0, _saturation_section(baseline_auc))
     if ground_truth:
         sections.append(ground_truth_section(ground_truth))
-    if cache.reused:
-        say(f"reused from the cache: {', '.join(dict.fromkeys(cache.reused))}")
-    return write_report(
-        scores, out_dir, sections=sections, **common,
+    cached = list(dict.fromkeys(cache.reused))
+    notes = [f"Reused from the cache ({cache.root}), not recomputed in this run: {', '.join(cached)}."] if cached else []
+    if cached:
+        say(f"reused from the cache: {', '.join(cached)}")
+    report = write_report(
+        scores, out_dir, sections=sections, notes=notes, kind="panoramia", **common,
         title=f"privaudit {inputs.modality} PANORAMIA audit: {inputs.target_name} target on {inputs.source}",
         extra={"target": target_info, "generator": generator.name, "generator_quality": quality,
-               "ground_truth": ground_truth, "baseline_saturated": saturated, "stage_seconds": stages.seconds,
-               "cached_stages": list(dict.fromkeys(cache.reused))},
+               "ground_truth": ground_truth, "stage_seconds": stages.seconds, "cached_stages": cached},
     )
+    if report["verdict"].get("generator_too_weak"):
+        say("warning: " + next(c for c in report["verdict"]["caveats"] if c.startswith("The generator is too weak")))
+    return report
 
 
 def _target_section(info: dict) -> ReportSection:
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in info.items() if k != "dp")
     return ReportSection("Target", f"<table>{rows}</table>")
-
-
-def _saturation_section(baseline_auc: float) -> ReportSection:
-    return ReportSection("Warning: the generator limits this audit", (
-        f"<p>The baseline separates real members from synthetic examples almost perfectly (AUC {baseline_auc:.3f}), "
-        "so c_lb sits near the ceiling the test size allows and eps_tilde cannot show leakage. Train the "
-        "generator longer and compare with the ground truth below.</p>"))
-
-

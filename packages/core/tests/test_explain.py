@@ -1,0 +1,132 @@
+"""The report's explanations and verdict, on tables whose answer is known by construction."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from privaudit.core import bounds, explain
+from privaudit.core.report import summary_lines, write_report
+from scipy import special, stats
+
+
+def table(baseline_shift, attack_shift, n=600, seed=0):
+    """Members shifted up by `*_shift` standard deviations in each column (0: chance)."""
+    rng = np.random.default_rng(seed)
+    member = rng.integers(0, 2, n)
+    return pd.DataFrame(
+        {
+            "member": member,
+            "baseline_pred": rng.normal(baseline_shift * member, 1),
+            "mia_target_pred": rng.normal(attack_shift * member, 1),
+        }
+    )
+
+
+def test_a_target_that_leaks_far_beyond_the_baseline_is_called_leaking(tmp_path):
+    report = write_report(table(0.3, 3.0), tmp_path / "r", member_prior=0.5)
+    verdict = report["verdict"]
+    assert verdict["status"] == "leaks" and verdict["text"].startswith("leaks:")
+    assert verdict["comparison"]["beyond_baseline"]
+    assert (
+        verdict["comparison"]["eps_lb_at_comparison"] > verdict["comparison"]["baseline_eps_upper"]
+    )
+    assert not verdict["generator_too_weak"]
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert 'id="verdict"' in html and "Verdict:</b> leaks:" in html
+    assert any(line.startswith("verdict: leaks:") for line in summary_lines(report))
+
+
+def test_an_attack_no_better_than_the_baseline_is_no_leak_even_when_eps_tilde_is_positive(tmp_path):
+    # The target adds nothing: both columns come from one distribution. eps_tilde still comes
+    # out positive on some seeds (noise); the verdict must not follow it.
+    tildes = []
+    for seed in range(6):
+        report = write_report(table(1.0, 1.0, seed=seed), tmp_path / str(seed), member_prior=0.5)
+        tildes.append(report["eps_tilde"]["mia_target_pred"])
+        assert report["verdict"]["status"] == "no measurable leakage", seed
+        assert report["verdict"]["text"].startswith(
+            "no measurable leakage beyond the generator's baseline"
+        )
+    assert max(tildes) > 0.2  # the heuristic alone would have called a leak
+
+
+def test_a_perfect_baseline_is_a_generator_too_weak_to_audit(tmp_path):
+    report = write_report(table(8.0, 8.0), tmp_path / "r", member_prior=0.5)
+    verdict = report["verdict"]
+    assert verdict["generator_too_weak"] and verdict["status"] == "no measurable leakage"
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "Warning: the generator limits this audit" in html and "--gan-steps" in html
+    assert any(line.startswith("The generator is too weak") for line in summary_lines(report))
+    # c_lb sits at the largest bound the test size allows
+    assert report["c_lb"] == pytest.approx(verdict["bound_ceiling"], abs=0.05)
+
+
+def test_explanations_cover_every_number_and_say_why_eps_tilde_can_be_negative(tmp_path):
+    write_report(table(0.5, 1.0), tmp_path / "r", member_prior=0.5)
+    html = (tmp_path / "r" / "report.html").read_text()
+    for term in ("c_lb", "{c+ε}_lb", "ε̃ = {c+ε}_lb − c_lb", "AUC", "TPR at low FPR"):
+        assert f"<dt><b>{term}</b></dt>" in html, term
+    assert "can be negative" in html and "Sample size:" in html
+
+
+def test_a_report_without_baseline_has_no_panoramia_boilerplate(tmp_path):
+    scores = table(0.0, 2.0).drop(columns="baseline_pred")
+    report = write_report(scores, tmp_path / "r", baseline=None, member_prior=0.5)
+    assert report["kind"] == "mia" and report["verdict"]["status"] == "leaks"
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "c_lb" not in html and "ε̃" not in html and "eps_tilde" not in html
+    assert "proves ε ≥" in html
+
+
+def test_the_verdict_bound_is_corrected_for_picking_the_best_attack(tmp_path):
+    scores = table(0.0, 1.5).drop(columns="baseline_pred")
+    scores["mia_other_pred"] = scores["mia_target_pred"] + 0.01
+    report = write_report(scores, tmp_path / "r", baseline=None, member_prior=0.5)
+    best_column = max(c["eps_lb"] for c in report["columns"].values())
+    assert 0 < report["verdict"]["eps_lb"] < best_column
+
+
+def test_a_headline_bound_and_a_dp_spend_are_shown_and_compared(tmp_path):
+    scores = table(0.0, 2.0).drop(columns="baseline_pred")
+    headline = {"label": "one-run ε lower bound", "value": 1.604, "detail": "k+ = 10"}
+    report = write_report(
+        scores, tmp_path / "r", baseline=None, member_prior=0.5, kind="one_run",
+        headline=headline, dp={"spent_epsilon": 1.0, "target_epsilon": 1.0, "delta": 1e-5},
+    )  # fmt: skip
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "one-run ε lower bound = 1.604" in html and "spent ε = 1.000" in html
+    assert report["verdict"]["eps_lb"] == 1.604
+    assert any("accounting is broken" in e for e in report["verdict"]["evidence"])
+
+
+def test_config_json_and_report_json_agree_on_delta(tmp_path):
+    # a run config's own `delta` (a DP target's training delta) must not stand for the audit's
+    report = write_report(
+        table(0.5, 1.0), tmp_path / "r", member_prior=0.5, delta=1e-6,
+        config={"delta": 1e-5, "seed": 3},
+    )  # fmt: skip
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    saved = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert config["audit"]["delta"] == saved["delta"] == report["delta"] == 1e-6
+    assert config["audit"]["member_prior"] == saved["member_prior"]
+    assert config["delta"] == 1e-5 and config["seed"] == 3
+
+
+def test_baseline_upper_is_the_clopper_pearson_upper_limit_as_eps():
+    labels = np.array([1, 1, 0, 1, 0, 0, 1, 0, 0, 0])
+    scores = -np.arange(10.0)  # the first rows score highest
+    level = 0.01
+    got = explain.baseline_upper(labels, scores, [4, 10], level, 0.5)
+    for r, value in zip([4, 10], got, strict=True):
+        v = labels[:r].sum()
+        q = stats.beta.ppf(1 - level, v + 1, r - v)
+        assert value == pytest.approx(max(0.0, special.logit(q)))
+    assert explain.baseline_upper(np.ones(3), scores[:3], [3], level, 0.5)[0] == np.inf
+
+
+def test_bound_ceiling_is_what_a_perfect_column_reaches():
+    labels = np.r_[np.ones(200), np.zeros(200)]
+    level = 0.05 / 400
+    curve = bounds.eps_lb_curve(labels, labels + np.linspace(0, 0.5, 400), level=level)
+    assert curve.eps_max == pytest.approx(explain.bound_ceiling(400, 200, level, 0.0, 0.5))
