@@ -39,7 +39,7 @@ def build_parser() -> CliParser:
                         "default: the other classes of the embedded data)")  # fmt: skip
     parser.add_argument("--epsilons", type=_epsilons, help="DP targets to attack besides the non-private one "
                         "(comma-separated, default 8,1)")  # fmt: skip
-    parser.add_argument("--cgan-steps", type=int, help="cGAN generator steps (default 600)")
+    parser.add_argument("--cgan-steps", type=int, help="cGAN generator steps (default 300)")
     parser.add_argument(
         "--iterations",
         type=int,
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ref = result["reference"]
         print(table_text(result["targets"]))
         print(f"random guessing: top-1 {ref['random_top1']:.3g}, top-5 {ref['random_top5']:.3g}; held-out private "
-              f"images: KNN distance {ref['knn_distance_held_out']:.4g}, FD {ref['frechet_distance_held_out']:.4g}")  # fmt: skip
+              f"images: KNN distance {ref['knn_distance_held_out']:.4g}, FD {ref['frechet_distance_held_out']:.4g} ({ref['frechet_reference_images']} held-out images)")  # fmt: skip
         print(
             f"report (sensitive: shows private training images): {Path(config.out_dir) / 'report.html'}"
         )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from privaudit.attacks.checkpoints import load_into, read_state_dict
 from privaudit.core.errors import InputError
@@ -141,13 +142,21 @@ def run_inversion(config: InversionConfig, *, progress: bool = True, argv: list[
     timings: dict[str, dict] = {"evaluation model": {"train_s": round(float(saved["seconds"]), 2)}}
     private_features = evaluation.features(evaluator, data.train_images)
     space, space_name = evaluation.frechet_space(data.shape, evaluator)
+    reconstructions = data.classes * config.reconstruction.starts
+    order = np.random.default_rng(seed_for(config.seed, "frechet-reference")).permutation(
+        len(data.test_labels)
+    )
+    held_out = torch.from_numpy(order[:reconstructions])
     reference = {
         "evaluation_accuracy": evaluation.accuracy(evaluator, data.test_images, data.test_labels),
         "evaluation_architecture": evaluation.EVALUATION_ARCHITECTURE,
         "random_top1": 1 / data.classes, "random_top5": min(5, data.classes) / data.classes,
         "knn_distance_held_out": evaluation.knn_distance(evaluation.features(evaluator, data.test_images),
                                                          data.test_labels, private_features, data.train_labels),
-        "frechet_distance_held_out": evaluation.frechet_distance(space, data.test_images, data.train_images),
+        # as many held-out images as there are reconstructions: FD grows as its sample shrinks
+        "frechet_distance_held_out": evaluation.frechet_distance(space, data.test_images[held_out], data.train_images),
+        "frechet_reference_images": len(held_out),
+        "frechet_distance_held_out_all": evaluation.frechet_distance(space, data.test_images, data.train_images),
         "frechet_space": space_name,
     }  # fmt: skip
 
@@ -169,6 +178,11 @@ def run_inversion(config: InversionConfig, *, progress: bool = True, argv: list[
         chosen, pseudo = inversion_data.top_n_selection(probs, config.top_n)
         stage["selection_s"] = time.perf_counter() - started
         confidence = probs[chosen, pseudo]
+        first = (torch.arange(len(chosen)) % config.top_n) < min(
+            config.reconstruction.starts, config.top_n
+        )
+        public_images, public_labels = data.public[chosen[first]], pseudo[first]
+        public_accuracy = evaluation.attack_accuracy(evaluator, public_images, public_labels)
 
         cgan_key = {"target": target_key, "data": _data_key(config), "top_n": config.top_n,
                     "cgan": dataclasses.asdict(config.cgan)}  # fmt: skip
@@ -212,6 +226,10 @@ def run_inversion(config: InversionConfig, *, progress: bool = True, argv: list[
             "frechet_distance": evaluation.frechet_distance(space, images, data.train_images),
             "target_accepts_reconstructions": evaluation.accuracy(target, images, labels),
             "pseudo_label_confidence_mean": float(confidence.mean()),
+            # the attacker's images without the GAN: the `starts` most confident public images per class
+            "public_top1": public_accuracy["top1"],
+            "public_knn_distance": evaluation.knn_distance(evaluation.features(evaluator, public_images),
+                                                           public_labels, private_features, data.train_labels),
             "dp": record,
         }  # fmt: skip
         stage["evaluation_s"] = time.perf_counter() - started

@@ -16,7 +16,8 @@ SENSITIVE = ("SENSITIVE: this report shows private training images of the target
              "its classes. Share it only with people allowed to see that training data.")  # fmt: skip
 COLUMNS = (("target", "target"), ("target_accuracy", "target accuracy"), ("epsilon_spent", "DP eps spent"),
            ("attack_top1", "attack acc. top-1"), ("attack_top5", "top-5"), ("knn_distance", "KNN dist."),
-           ("frechet_distance", "FD"))  # fmt: skip
+           ("frechet_distance", "FD"), ("public_top1", "no-GAN top-1"),
+           ("public_knn_distance", "no-GAN KNN"))  # fmt: skip
 
 
 def _fmt(value) -> str:
@@ -104,10 +105,12 @@ def write_report(out_dir, report: dict, *, grids: dict[str, bytes], runs: dict[s
         "<h2>Defence: the same attack against each target</h2>", table_html(report["targets"]),
         f"<p>Random guessing: top-1 {ref['random_top1']:.3g}, top-5 {ref['random_top5']:.3g}. Real held-out private "
         f"images score: evaluation-model accuracy {ref['evaluation_accuracy']:.3g}, KNN distance "
-        f"{ref['knn_distance_held_out']:.4g}, FD {ref['frechet_distance_held_out']:.4g} (held-out vs training "
-        f"images). Lower KNN distance and FD mean reconstructions closer to the private images. FD in "
+        f"{ref['knn_distance_held_out']:.4g}, FD {ref['frechet_distance_held_out']:.4g} ({ref['frechet_reference_images']} "
+        f"held-out vs the training images, as many as there are reconstructions; all held-out images: "
+        f"{ref['frechet_distance_held_out_all']:.4g}). Lower KNN distance and FD mean reconstructions closer to the private images. FD in "
         f"{html.escape(ref['frechet_space'])}; KNN distance (squared L2) in the evaluation model's 128-d "
-        "features.</p>",
+        "features. No-GAN columns: the same measures on the most confident public images of each class (as many as "
+        "the reconstructions), what the attacker has before the cGAN and the latent search.</p>",
     ])  # fmt: skip
     grid_html = (f"<p style='color:#b00020;font-weight:bold'>{html.escape(SENSITIVE)}</p><p>Each row a class: "
                  "real private training images on the left, reconstructions of that class on the right.</p>")  # fmt: skip

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 @dataclass(frozen=True)
 class CganSettings:
-    steps: int = 600  # generator steps
+    steps: int = 300  # generator steps
     batch_size: int = 32
     discriminator_steps: int = 2  # per generator step (SNGAN: 5)
     z_dim: int = 64
