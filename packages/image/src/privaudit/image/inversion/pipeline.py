@@ -187,7 +187,12 @@ def run_inversion(config: InversionConfig, *, progress: bool = True, argv: list[
         cgan_key = {"target": target_key, "data": _data_key(config), "top_n": config.top_n,
                     "cgan": dataclasses.asdict(config.cgan)}  # fmt: skip
         checkpoint = cache.path("cgan", cgan_key, "pt")
-        _say(f"{name}: training the cGAN on {len(chosen)} pseudo-labelled public images")
+        if checkpoint.exists():
+            _say(
+                f"{name}: cGAN checkpoint found in the cache (training resumes there if unfinished)"
+            )
+        else:
+            _say(f"{name}: training the cGAN on {len(chosen)} pseudo-labelled public images")
         generator, summary = train_cgan(data.public[chosen], pseudo, data.classes, target, config.cgan,
                                         seed=config.seed, checkpoint=checkpoint, on_step=on_cgan_step, device=device,
                                         progress=progress)  # fmt: skip
