@@ -162,3 +162,33 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ca
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_your_model_and_image_folders(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.images * 255 / 16).astype(np.uint8)
+    for k in range(3):  # private: three classes, one sub-folder each
+        folder = tmp_path / "private" / f"digit{k}"
+        folder.mkdir(parents=True)
+        for i in np.flatnonzero(digits.target == k)[:40]:
+            Image.fromarray(pixels[i]).save(folder / f"{i}.png")
+    (tmp_path / "public" / "any" / "nesting").mkdir(parents=True)
+    for i in np.flatnonzero(digits.target >= 5)[:60]:
+        Image.fromarray(pixels[i]).save(tmp_path / "public" / "any" / "nesting" / f"{i}.png")
+    torch.manual_seed(0)
+    torch.save(build_model("cnn", 1, 3, 28).state_dict(), tmp_path / "net.pt")
+    out = tmp_path / "run"
+    argv = ["invert", "--private", str(tmp_path / "private"), "--public", str(tmp_path / "public"),
+            "--model", str(tmp_path / "net.pt"), "--out", str(out), "--quiet", "--cgan-steps", "4",
+            "--iterations", "3", "--top-n", "10", "--set", "evaluation_epochs=1",
+            "--set", "reconstruction.starts=2"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "your model" in printed and f"{out}/report.html" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["classes"] == ["digit0", "digit1", "digit2"]
+    assert report["run"]["public_images"] == 60 and report["run"]["private_train_images"] == 96
+    assert [row["target"] for row in report["targets"]] == ["your model"]
+    assert report["targets"][0]["epsilon_spent"] is None
