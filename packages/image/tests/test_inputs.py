@@ -95,7 +95,9 @@ UNWRITABLE = "/proc/privaudit-unwritable/run"
 UNWRITABLE_ERROR = f"error: output directory {UNWRITABLE} cannot be created or written (No such file or directory)."
 
 
-@pytest.mark.parametrize("argv", [["--data", "digits"], ["reconstruct", "--data", "digits"]])
+@pytest.mark.parametrize(
+    "argv", [["--data", "digits"], ["reconstruct", "--data", "digits"], ["invert", "--private", "digits"]]
+)
 def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
     assert main([*argv, "--out", UNWRITABLE]) == 2
     err = capsys.readouterr().err.strip().splitlines()

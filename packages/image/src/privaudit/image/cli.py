@@ -10,7 +10,10 @@ from pathlib import Path
 from privaudit.core.errors import run_cli
 
 # `audit-image NAME ...` runs another image attack; each module has its own `main(argv) -> int`.
-SUBCOMMANDS: dict[str, str] = {"reconstruct": "privaudit.image.reconstruction.cli"}
+SUBCOMMANDS: dict[str, str] = {
+    "reconstruct": "privaudit.image.reconstruction.cli",
+    "invert": "privaudit.image.inversion.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
