@@ -146,7 +146,7 @@ def run_audit(config: TextAuditConfig) -> dict:
     cache_root.mkdir(parents=True, exist_ok=True)
     base = base_model(config, pretrain, tokenizer, block, user_model, cache, device)
 
-    tune = dict(lr=config.lr, batch_size=config.batch_size, lora=config.lora)
+    tune = dict(lr=config.lr, batch_size=config.batch_size, lora=config.lora, lora_lr=config.lora_lr)
     target_tune = FineTune(epochs=config.epochs, epsilon=config.epsilon, delta=config.delta,
                            max_grad_norm=config.max_grad_norm, dp_lr=config.dp_lr, dp_batch_size=config.dp_batch_size,
                            reproducible_noise=config.reproducible_noise, **tune)

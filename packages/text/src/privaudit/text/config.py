@@ -44,6 +44,7 @@ class TextAuditConfig(Config):
     lr: float = setting(1e-3, check=cfg.POSITIVE)
     batch_size: int = setting(16, check=cfg.POSITIVE_INT)
     lora: int = setting(0, check=cfg.NON_NEGATIVE_INT, doc="LoRA rank; 0 fine-tunes every weight")
+    lora_lr: float = setting(1e-2, check=cfg.POSITIVE, doc="learning rate of the LoRA adapters")
     epsilon: float | None = setting(None, check=cfg.optional(cfg.POSITIVE))
     delta: float = setting(1e-5, check=cfg.OPEN_UNIT)
     max_grad_norm: float = setting(1.0, check=cfg.POSITIVE)

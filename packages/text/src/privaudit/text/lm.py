@@ -122,6 +122,7 @@ class FineTune:
     lr: float = 1e-3
     batch_size: int = 16
     lora: int = 0
+    lora_lr: float = 1e-2  # LoRA's adapters start at zero and need larger steps
     epsilon: float | None = None
     delta: float = 1e-5
     max_grad_norm: float = 1.0
@@ -150,6 +151,8 @@ def train_lm(model: nn.Module, tokenizer: TextTokenizer, texts: list[str], block
     if tune.epsilon is not None:
         privacy = PrivacySettings(tune.epsilon, tune.delta, tune.max_grad_norm, reproducible_noise=tune.reproducible_noise)
         lr, batch_size = tune.dp_lr, tune.dp_batch_size
+    if tune.lora:
+        lr = tune.lora_lr
 
     def loss(m, batch):
         b_ids, b_len = batch[0].to(device), batch[1].to(device)
