@@ -145,6 +145,8 @@ def run_audit(config: TextAuditConfig) -> dict:
     prepare_output_dir(config.out_dir)
     cache_root.mkdir(parents=True, exist_ok=True)
     base = base_model(config, pretrain, tokenizer, block, user_model, cache, device)
+    if cache.reused:
+        print(f"[audit-text] reused the base model from the cache: {', '.join(cache.reused)}", file=sys.stderr)
 
     tune = dict(lr=config.lr, batch_size=config.batch_size, lora=config.lora, lora_lr=config.lora_lr)
     target_tune = FineTune(epochs=config.epochs, epsilon=config.epsilon, delta=config.delta,
