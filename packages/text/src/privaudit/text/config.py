@@ -26,7 +26,7 @@ class TextAuditConfig(Config):
     # uses again) or a local Hugging Face causal-LM directory
     model: str = DEFAULT_MODEL
     target: str = setting("finetune", check=cfg.one_of(*TARGET_KINDS))
-    pretrain_texts: int = setting(1500, check=cfg.POSITIVE_INT, doc="texts the small GPT-2 is pre-trained on")
+    pretrain_texts: int = setting(3000, check=cfg.POSITIVE_INT, doc="texts the small GPT-2 is pre-trained on")
     pretrain_epochs: int = setting(3, check=cfg.POSITIVE_INT)
     vocab: int = setting(1024, check=cfg.Check(lambda v: isinstance(v, int) and v >= 300, "must be an integer >= 300"))
     layers: int = setting(2, check=cfg.POSITIVE_INT)
@@ -36,9 +36,9 @@ class TextAuditConfig(Config):
                          doc="tokens per text: longer texts are cut to this many")
     min_tokens: int = setting(16, check=cfg.POSITIVE_INT, doc="texts with fewer tokens are too short to audit")
     # splits
-    generator_examples: int = setting(400, check=cfg.POSITIVE_INT)
-    audit_members: int = setting(400, check=cfg.POSITIVE_INT)
-    non_members: int = setting(400, check=cfg.NON_NEGATIVE_INT)
+    generator_examples: int = setting(800, check=cfg.POSITIVE_INT)
+    audit_members: int = setting(800, check=cfg.POSITIVE_INT)
+    non_members: int = setting(800, check=cfg.NON_NEGATIVE_INT)
     # target fine-tuning: full, LoRA (lora > 0), DP-SGD (epsilon set)
     epochs: int = setting(4, check=cfg.POSITIVE_INT)
     lr: float = setting(1e-3, check=cfg.POSITIVE)
