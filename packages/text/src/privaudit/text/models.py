@@ -10,12 +10,14 @@ class SmallGPT2(nn.Module):
     """transformers' GPT2LMHeadModel from scratch, returning logits only (untied head, eager
     attention): every layer is one the DP engine has a rule for. The DP benchmark builds it too."""
 
-    def __init__(self, vocab_size: int, block: int, layers: int = 2, width: int = 128, heads: int = 4):
+    def __init__(self, vocab_size: int, block: int, layers: int = 2, width: int = 128, heads: int = 4,
+                 end_token: int = 0):
         super().__init__()
         from transformers import GPT2Config, GPT2LMHeadModel
 
         config = GPT2Config(vocab_size=vocab_size, n_positions=block, n_embd=width, n_layer=layers, n_head=heads,
-                            tie_word_embeddings=False, attn_implementation="eager")
+                            tie_word_embeddings=False, attn_implementation="eager",
+                            bos_token_id=end_token, eos_token_id=end_token)
         self.gpt = GPT2LMHeadModel(config)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,10 @@ class PanoramiaInputs:
     # called with the target's training examples before anything is trained or scored (a table
     # fits its feature encoding on them)
     prepare: Callable[[Examples], None] | None = None
+    # closed-form attacks that need no training (a language model's LOSS, zlib, min-k%): called with
+    # the test examples of each table and the target, they return score columns added to both
+    # tables, and the report lists every ground-truth column's TPR at low FPR
+    closed_form: Callable[[Examples, Target], dict[str, np.ndarray]] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
 
     # ---- splits: the generator's members, the audit members, real non-members (none of the data
     # is a non-member of a given model, which was trained on all of it)
-    wanted = [settings.generator_examples, settings.audit_members, 0 if given else settings.non_members]
+    user_non_members = given or inputs.non_members is not None
+    wanted = [settings.generator_examples, settings.audit_members, 0 if user_non_members else settings.non_members]
     sizes = split_sizes(len(inputs.data), wanted)
     if min(sizes[:2]) < settings.min_examples:
         raise InputError(f"{inputs.source} is too small: the audit needs at least {settings.min_examples} generator "
@@ -188,7 +193,7 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     order = np.random.default_rng(seed_for(seed, "split")).permutation(len(inputs.data))
     cuts = np.cumsum([0, *sizes])
     generator_split, members, held_out = (inputs.data.take(order[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
-    non_members = inputs.non_members if given else (held_out if len(held_out) else None)
+    non_members = inputs.non_members if user_non_members else (held_out if len(held_out) else None)
     identity = {**inputs.data_key, "seed": seed, "splits": wanted}
     say(f"{inputs.source}: {len(generator_split)} generator examples, {len(members)} audit members, "
         f"{0 if non_members is None else len(non_members)} real non-members")
@@ -297,6 +302,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             attack = inputs.attack(seed_for(seed_for(seed, role), "classifier", position), f"{role}: {column}")
             attack.fit(train_examples, train_signals, is_member)
             table[column] = attack.score(test, test_signals)
+        if inputs.closed_form is not None:
+            table.update(inputs.closed_form(test, target))
         return pd.DataFrame(table)
 
     # each test slot holds a real member with probability 1/2 by design: the bounds' prior. A DP
@@ -307,7 +314,7 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     audit_delta = dp["delta"] if dp else 0.0
     common = {"alpha": settings.alpha, "delta": audit_delta, "config": settings.config, "member_prior": 0.5,
               "dp": dp}
-    ground_truth = None
+    ground_truth = low_fpr = None
     if non_members is not None and len(non_members):
         gt_scores = cache.frame(cache.path("scores-ground-truth", {**attack_key, "n": len(non_members)}, "parquet"),
                                 lambda: scores_against(non_members, "ground-truth", "real non-members"))
@@ -315,6 +322,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         gt_report = write_report(gt_scores, gt_dir, extra={"target": target_info}, kind="ground_truth", **common,
                                  title=f"privaudit {inputs.modality} ground truth: {inputs.target_name} target vs real non-members")
         ground_truth = ground_truth_summary(gt_report, gt_dir)
+        if inputs.closed_form is not None:
+            low_fpr = {k: {"auc": v["auc"], "tpr_at_fpr": v["tpr_at_fpr"]} for k, v in gt_report["columns"].items()}
         stages.done("ground_truth")
     scores = cache.frame(cache.path("scores-panoramia", attack_key, "parquet"),
                          lambda: scores_against(synthetic_audit, "panoramia", "synthetic non-members"))
@@ -324,6 +333,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     sections = [_target_section(target_info), generator.report_section(quality, generator_split, synthetic_audit)]
     if ground_truth:
         sections.append(ground_truth_section(ground_truth))
+    if low_fpr:
+        sections.append(_low_fpr_section(low_fpr))
     cached = list(dict.fromkeys(cache.reused))
     notes = [f"Reused from the cache ({cache.root}), not recomputed in this run: {', '.join(cached)}."] if cached else []
     if cached:
@@ -332,7 +343,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         scores, out_dir, sections=sections, notes=notes, kind="panoramia", **common,
         title=f"privaudit {inputs.modality} PANORAMIA audit: {inputs.target_name} target on {inputs.source}",
         extra={"target": target_info, "generator": generator.name, "generator_quality": quality,
-               "ground_truth": ground_truth, "stage_seconds": stages.seconds, "cached_stages": cached},
+               "ground_truth": ground_truth, **({"ground_truth_low_fpr": low_fpr} if low_fpr else {}),
+               "stage_seconds": stages.seconds, "cached_stages": cached},
     )
     if report["verdict"].get("generator_too_weak"):
         say("warning: " + next(c for c in report["verdict"]["caveats"] if c.startswith("The generator is too weak")))
@@ -343,3 +355,14 @@ def _target_section(info: dict) -> ReportSection:
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in info.items() if k != "dp")
     return ReportSection("Target", f"<table>{rows}</table>")
+
+
+def _low_fpr_section(columns: dict) -> ReportSection:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['auc']:.3f}</td><td>{v['tpr_at_fpr']['0.01']:.4f}</td>"
+                   f"<td>{v['tpr_at_fpr']['0.001']:.4f}</td></tr>" for k, v in columns.items())
+    return ReportSection("Every attack against real non-members: AUC and TPR at low FPR", (
+        "<p>The ground-truth test mix (real members vs real held-out non-members); the closed-form columns "
+        "need no training. With few test points the TPR at 0.1% FPR is the TPR at the lowest FPR the test "
+        "can show.</p><table><tr><th>column</th><th>AUC</th><th>TPR at 1% FPR</th><th>TPR at 0.1% FPR</th></tr>"
+        f"{rows}</table>"))
+
