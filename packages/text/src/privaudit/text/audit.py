@@ -95,17 +95,21 @@ def base_model(config: TextAuditConfig, pretrain: list[str], tokenizer: TextToke
     return BaseLM(model.to(device).eval(), tokenizer, config.block, key, f"gpt2-{config.layers}x{config.width}")
 
 
-def cut_texts(texts: list[str], tokenizer: TextTokenizer, block: int, min_tokens: int, wanted: int) -> list[str]:
-    """The first `wanted` texts with at least `min_tokens` tokens, each cut to `block` tokens."""
-    kept: list[str] = []
+def cut_texts(texts: list[str], tokenizer: TextTokenizer, block: int, min_tokens: int, wanted: int,
+              exclude: frozenset[str] = frozenset()) -> list[str]:
+    """The first `wanted` distinct texts with at least `min_tokens` tokens, each cut to `block` tokens.
+    A text repeated in the data (or in `exclude`) is kept once: a copy on both sides of the member
+    split would count as leakage that is not there."""
+    kept: dict[str, None] = {}
     chunk = 4096
     for start in range(0, len(texts), chunk):
         for ids in tokenizer.encode(texts[start:start + chunk]):
-            if len(ids) >= min_tokens:
-                kept.append(tokenizer.decode(ids[:block]))
+            text = tokenizer.decode(ids[:block])
+            if len(ids) >= min_tokens and text not in exclude:
+                kept[text] = None
             if len(kept) >= wanted:
-                return kept
-    return kept
+                return list(kept)
+    return list(kept)
 
 
 def run_audit(config: TextAuditConfig) -> dict:
@@ -136,10 +140,10 @@ def run_audit(config: TextAuditConfig) -> dict:
     non_members = None
     if user_non_members is not None:
         cut = cut_texts(user_non_members, tokenizer, block, config.min_tokens,
-                        config.non_members or len(user_non_members))
+                        config.non_members or len(user_non_members), exclude=frozenset(audit_texts))
         if len(cut) < MIN_EXAMPLES:
             raise InputError(f"--non-members {config.non_members_data}: {len(cut)} texts have at least "
-                             f"{config.min_tokens} tokens; at least {MIN_EXAMPLES} are needed.")
+                             f"{config.min_tokens} tokens and are not in the audit data; at least {MIN_EXAMPLES} are needed.")
         non_members = TextExamples(cut)
     # the inputs are valid: from here on the run writes into its directory
     prepare_output_dir(config.out_dir)
