@@ -21,7 +21,8 @@ class ImageAuditConfig(Config):
     cache_dir: str | None = None  # default <out_dir>/cache
     # torch intra-op threads for the small models; 1 is fastest on a small shared CPU
     threads: int = setting(1, check=cfg.POSITIVE_INT)
-    # threads while the generator trains (None: all cores; its convolutions scale)
+    # threads while the generator trains (None: timed steps choose among 1, the idle cores and all
+    # cores, re-checked as the load moves; a fixed count keeps reruns bit-identical)
     gan_threads: int | None = setting(None, check=cfg.optional(cfg.POSITIVE_INT))
     device: str = setting("auto", check=cfg.Check(is_device_name, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"))
     # data: "mnist" (embedded subset), "digits" (sklearn), an image folder or a torchvision root
