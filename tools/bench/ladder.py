@@ -128,6 +128,7 @@ def checks(runs: list[dict], ladder: dict) -> dict:
             "c_lb_mean": statistics.fmean(r["c_lb"] for r in mine),
             "c_plus_eps_lb_mean": statistics.fmean(r["c_plus_eps_lb"] for r in mine),
             "auc_baseline_mean": statistics.fmean(r["auc_baseline"] for r in mine),
+            "auc_mia_mean": statistics.fmean(r["auc_mia"] for r in mine),
             "seeds": len(mine),
         }
     names = list(per_target)
@@ -135,14 +136,35 @@ def checks(runs: list[dict], ladder: dict) -> dict:
         [per_target[n]["eps_tilde_mean"] for n in names],
         [per_target[n]["gt_auc_mean"] for n in names],
     )
+    # a diagnostic, not the audit's statistic: does the MIA's AUC on the real/synthetic test rank them?
+    rho_auc = spearmanr(
+        [per_target[n]["auc_mia_mean"] for n in names],
+        [per_target[n]["gt_auc_mean"] for n in names],
+    )
+    # the same checks within each seed (one generator, one baseline): how often does each hold?
+    within = {}
+    for seed in sorted({r["seed"] for r in runs}):
+        mine = {r["target_name"]: r for r in runs if r["seed"] == seed}
+        rho_seed = spearmanr(
+            [mine[n]["eps_tilde"] for n in names if n in mine],
+            [mine[n]["ground_truth"]["auc"] for n in names if n in mine],
+        )
+        within[str(seed)] = {"spearman": float(rho_seed.statistic)}
     non_private = [n for n in names if not ladder[n].get("epsilon")]
     top = max(non_private, key=lambda n: per_target[n]["gt_auc_mean"])
     dp1 = [n for n in names if ladder[n].get("epsilon") == 1.0]
+    for seed, entry in within.items():
+        mine = {r["target_name"]: r for r in runs if str(r["seed"]) == seed}
+        entry["most_leaking_above_dp_eps1"] = all(
+            mine[top]["eps_tilde"] > mine[n]["eps_tilde"] for n in dp1 if n in mine
+        )
     return {
         "per_target": per_target,
+        "within_seed": within,
         "spearman_eps_tilde_vs_gt_auc": float(rho.statistic),
         "spearman_p_value": float(rho.pvalue),
         "spearman_goal_met": bool(rho.statistic >= 0.9),
+        "spearman_mia_auc_vs_gt_auc": float(rho_auc.statistic),
         "most_leaking_non_private": top,
         "most_leaking_eps_tilde_above_0_every_seed": bool(per_target[top]["eps_tilde_min"] > 0),
         "dp_eps1_below_most_leaking": bool(
@@ -167,7 +189,15 @@ def main() -> None:
     parser.add_argument(
         "--out", help="JSON path (default tools/bench/results/ladder_<modality>.json)"
     )
+    parser.add_argument(
+        "--recheck", metavar="JSON", help="recompute the checks and the plot of a written result"
+    )
     args = parser.parse_args()
+    if args.recheck:
+        written = json.loads(Path(args.recheck).read_text())
+        written["checks"] = checks(written["runs"], written["ladder"])
+        report(written["checks"], written["runs"], Path(args.recheck), written)
+        return
     import torch
 
     torch.set_num_threads(1)
@@ -199,7 +229,21 @@ def main() -> None:
                 f"GT TPR@1% {gt['tpr_at_1pct_fpr']:.3f}  ({row['seconds_incl_cached_stages']} s)",
                 flush=True,
             )
-    summary = checks(runs, ladder)
+    out = Path(args.out) if args.out else RESULTS / f"ladder_{args.modality}.json"
+    written = {
+        "modality": args.modality,
+        "ladder": ladder,
+        "base_config": base.as_dict(),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": 1,
+        "runs": runs,
+        "provenance": provenance(),
+    }
+    written["checks"] = checks(runs, ladder)
+    report(written["checks"], runs, out, written)
+
+
+def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
     print(
         f"\n{'target':18} {'eps~ mean':>9} {'[min, max]':>17} {'c_lb':>6} {'{c+e}_lb':>8} {'GT AUC':>7} "
         f"{'GT eps_lb':>9} {'GT TPR@1%':>9}"
@@ -216,7 +260,14 @@ def main() -> None:
         f"eps_tilde > 0 on every seed: {summary['most_leaking_eps_tilde_above_0_every_seed']}; "
         f"DP eps=1 below it: {summary['dp_eps1_below_most_leaking']}"
     )
-    out = Path(args.out) if args.out else RESULTS / f"ladder_{args.modality}.json"
+    print(
+        f"diagnostic: Spearman(mean MIA AUC on the PANORAMIA test, mean GT AUC) = "
+        f"{summary['spearman_mia_auc_vs_gt_auc']:.3f}; within each seed: "
+        + ", ".join(
+            f"seed {s}: Spearman {w['spearman']:.3f}, top > DP eps 1 {w['most_leaking_above_dp_eps1']}"
+            for s, w in summary["within_seed"].items()
+        )
+    )
     plot = out.with_suffix(".png")
     atomic_write_bytes(
         plot,
@@ -231,20 +282,7 @@ def main() -> None:
             ]
         ),
     )
-    atomic_write_json(
-        out,
-        {
-            "modality": args.modality,
-            "ladder": ladder,
-            "base_config": base.as_dict(),
-            "machine": platform.processor() or platform.machine(),
-            "torch_threads": 1,
-            "checks": summary,
-            "runs": runs,
-            "plot": plot.name,
-            "provenance": provenance(),
-        },
-    )
+    atomic_write_json(out, {**written, "plot": plot.name})
     print(f"wrote {out} and {plot}")
 
 
