@@ -6,7 +6,7 @@ For each seed the splits, the generator, the helper and the baseline are shared 
 of the ladder (one cache); each seed cuts new splits and trains all of them anew.
 
     uv run python tools/bench/ladder.py tabular [--seeds 0,1,2]
-    uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 800]
+    uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000]
 
 Prints a table and writes tools/bench/results/ladder_<modality>.json and ladder_<modality>.png
 (eps_tilde against ground-truth AUC, one point per target and seed). The checks:
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--runs", help="run directories (default runs/ladder-<modality>)")
     parser.add_argument("--only", nargs="*", help="a subset of the ladder's targets")
-    parser.add_argument("--gan-steps", type=int, default=800, help="image: generator steps")
+    parser.add_argument("--gan-steps", type=int, default=2000, help="image: generator steps")
     parser.add_argument(
         "--generator-images", type=int, default=1000, help="image: the generator's training members"
     )
