@@ -207,7 +207,19 @@ def main() -> None:
     base = tabular_base(args) if args.modality == "tabular" else image_base(args)
     runs_dir = args.runs or f"runs/ladder-{args.modality}"
     runs = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out) if args.out else RESULTS / f"ladder_{args.modality}.json"
+    written = {
+        "modality": args.modality,
+        "ladder": ladder,
+        "base_config": base.as_dict(),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": "1 (the image generator: its timed choice, in each run's generator_quality)",
+        "seeds": seeds,
+        "runs": runs,
+        "provenance": provenance(),
+    }
+    for seed in seeds:
         for name, overrides in ladder.items():
             config = base.replace(
                 seed=seed,
@@ -229,18 +241,10 @@ def main() -> None:
                 f"GT TPR@1% {gt['tpr_at_1pct_fpr']:.3f}  ({row['seconds_incl_cached_stages']} s)",
                 flush=True,
             )
-    out = Path(args.out) if args.out else RESULTS / f"ladder_{args.modality}.json"
-    written = {
-        "modality": args.modality,
-        "ladder": ladder,
-        "base_config": base.as_dict(),
-        "machine": platform.processor() or platform.machine(),
-        "torch_threads": 1,
-        "runs": runs,
-        "provenance": provenance(),
-    }
-    written["checks"] = checks(runs, ladder)
-    report(written["checks"], runs, out, written)
+        # written after every seed, so an interrupted ladder keeps what it measured
+        written["complete"] = seed == seeds[-1]
+        written["checks"] = checks(runs, ladder)
+        report(written["checks"], runs, out, written)
 
 
 def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
