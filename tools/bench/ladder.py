@@ -129,6 +129,11 @@ def checks(runs: list[dict], ladder: dict) -> dict:
             "c_plus_eps_lb_mean": statistics.fmean(r["c_plus_eps_lb"] for r in mine),
             "auc_baseline_mean": statistics.fmean(r["auc_baseline"] for r in mine),
             "auc_mia_mean": statistics.fmean(r["auc_mia"] for r in mine),
+            "loss_attack_auc_mean": (
+                statistics.fmean(r["target"]["loss_attack_auc"] for r in mine)
+                if all("loss_attack_auc" in r["target"] for r in mine)
+                else None
+            ),
             "seeds": len(mine),
         }
     names = list(per_target)
@@ -141,6 +146,15 @@ def checks(runs: list[dict], ladder: dict) -> dict:
         [per_target[n]["auc_mia_mean"] for n in names],
         [per_target[n]["gt_auc_mean"] for n in names],
     )
+    # the untrained LOSS attack's AUC (members vs real non-members) as a second ground truth
+    rho_loss = None
+    if all(per_target[n]["loss_attack_auc_mean"] is not None for n in names):
+        rho_loss = float(
+            spearmanr(
+                [per_target[n]["eps_tilde_mean"] for n in names],
+                [per_target[n]["loss_attack_auc_mean"] for n in names],
+            ).statistic
+        )
     # the same checks within each seed (one generator, one baseline): how often does each hold?
     within = {}
     for seed in sorted({r["seed"] for r in runs}):
@@ -165,6 +179,7 @@ def checks(runs: list[dict], ladder: dict) -> dict:
         "spearman_p_value": float(rho.pvalue),
         "spearman_goal_met": bool(rho.statistic >= 0.9),
         "spearman_mia_auc_vs_gt_auc": float(rho_auc.statistic),
+        "spearman_eps_tilde_vs_loss_attack_auc": rho_loss,
         "most_leaking_non_private": top,
         "most_leaking_eps_tilde_above_0_every_seed": bool(per_target[top]["eps_tilde_min"] > 0),
         "dp_eps1_below_most_leaking": bool(
@@ -250,19 +265,23 @@ def main() -> None:
 def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
     print(
         f"\n{'target':18} {'eps~ mean':>9} {'[min, max]':>17} {'c_lb':>6} {'{c+e}_lb':>8} {'GT AUC':>7} "
-        f"{'GT eps_lb':>9} {'GT TPR@1%':>9}"
+        f"{'GT eps_lb':>9} {'GT TPR@1%':>9} {'LOSS AUC':>8}"
     )
     for name, t in summary["per_target"].items():
         print(
             f"{name:18} {t['eps_tilde_mean']:9.3f} [{t['eps_tilde_min']:7.3f}, {t['eps_tilde_max']:6.3f}] "
             f"{t['c_lb_mean']:6.3f} {t['c_plus_eps_lb_mean']:8.3f} {t['gt_auc_mean']:7.3f} {t['gt_eps_lb_mean']:9.3f} "
-            f"{t['gt_tpr_at_1pct_fpr_mean']:9.3f}"
+            f"{t['gt_tpr_at_1pct_fpr_mean']:9.3f} {t['loss_attack_auc_mean'] or float('nan'):8.3f}"
         )
     print(
         f"Spearman(mean eps_tilde, mean GT AUC) = {summary['spearman_eps_tilde_vs_gt_auc']:.3f} (goal >= 0.9: "
         f"{summary['spearman_goal_met']}); most leaking non-private: {summary['most_leaking_non_private']}, "
         f"eps_tilde > 0 on every seed: {summary['most_leaking_eps_tilde_above_0_every_seed']}; "
         f"DP eps=1 below it: {summary['dp_eps1_below_most_leaking']}"
+    )
+    print(
+        f"Spearman(mean eps_tilde, mean LOSS-attack AUC vs real non-members) = "
+        f"{summary['spearman_eps_tilde_vs_loss_attack_auc']}"
     )
     print(
         f"diagnostic: Spearman(mean MIA AUC on the PANORAMIA test, mean GT AUC) = "
