@@ -164,6 +164,13 @@ def checks(runs: list[dict], ladder: dict) -> dict:
             [mine[n]["ground_truth"]["auc"] for n in names if n in mine],
         )
         within[str(seed)] = {"spearman": float(rho_seed.statistic)}
+        if all("loss_attack_auc" in mine[n]["target"] for n in names if n in mine):
+            within[str(seed)]["spearman_vs_loss_attack_auc"] = float(
+                spearmanr(
+                    [mine[n]["eps_tilde"] for n in names if n in mine],
+                    [mine[n]["target"]["loss_attack_auc"] for n in names if n in mine],
+                ).statistic
+            )
     non_private = [n for n in names if not ladder[n].get("epsilon")]
     top = max(non_private, key=lambda n: per_target[n]["gt_auc_mean"])
     dp1 = [n for n in names if ladder[n].get("epsilon") == 1.0]
@@ -287,7 +294,7 @@ def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
         f"diagnostic: Spearman(mean MIA AUC on the PANORAMIA test, mean GT AUC) = "
         f"{summary['spearman_mia_auc_vs_gt_auc']:.3f}; within each seed: "
         + ", ".join(
-            f"seed {s}: Spearman {w['spearman']:.3f}, top > DP eps 1 {w['most_leaking_above_dp_eps1']}"
+            f"seed {s}: Spearman {w['spearman']:.3f} (vs LOSS AUC {w.get('spearman_vs_loss_attack_auc', float('nan')):.3f}), top > DP eps 1 {w['most_leaking_above_dp_eps1']}"
             for s, w in summary["within_seed"].items()
         )
     )
