@@ -79,3 +79,27 @@ def precision_recall_png(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     ax.set_title("precision vs recall (dashed: theoretical maximum at the column's bound)")
     ax.legend(fontsize=8, loc="lower left")
     return _png(fig)
+
+
+def ladder_png(points: list[dict]) -> bytes:
+    """An audit against the ground truth: eps_tilde (y) against the ground-truth MIA AUC (x), one
+    marker per run; `points` hold target, auc, eps_tilde (runs of one target share a colour)."""
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    targets = list(dict.fromkeys(p["target"] for p in points))
+    colours = plt.get_cmap("tab10")
+    for i, target in enumerate(targets):
+        mine = [p for p in points if p["target"] == target]
+        ax.scatter(
+            [p["auc"] for p in mine],
+            [p["eps_tilde"] for p in mine],
+            color=colours(i % 10),
+            label=target,
+            s=36,
+            alpha=0.85,
+        )
+    ax.axhline(0, color="k", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("ground truth: MIA AUC against real non-members")
+    ax.set_ylabel("PANORAMIA eps_tilde (not a lower bound)")
+    ax.set_title("Leakage ladder: the audit against the ground truth")
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)

