@@ -27,6 +27,7 @@ from privaudit.attacks.panoramia.protocols import (
     ModelFamily,
     Target,
 )
+from privaudit.core import metrics
 from privaudit.core.errors import InputError
 from privaudit.core.report import (
     ReportSection,
