@@ -89,7 +89,9 @@ def measure(kind: str, args) -> dict:
     ]
     single_s, single_cpu = _since(device, start, cpu_start)
     # CPU seconds on the CPU (robust to a busy machine); wall seconds on a GPU, where the CPU waits
-    cost_batched, cost_single = (batched_cpu, single_cpu) if device.type == "cpu" else (batched_s, single_s)
+    cost_batched, cost_single = (
+        (batched_cpu, single_cpu) if device.type == "cpu" else (batched_s, single_s)
+    )
     return {
         "kind": kind, "models": args.models, "points_per_model": args.points // 2, "epochs": args.epochs,
         "batch_size": args.batch_size, "width": spec.width,

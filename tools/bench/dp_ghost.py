@@ -27,7 +27,13 @@ import time
 import types
 from pathlib import Path
 
-METHODS = ["non_private", "privaudit_bookkeeping", "privaudit_two_pass", "opacus_hooks", "opacus_ghost"]
+METHODS = [
+    "non_private",
+    "privaudit_bookkeeping",
+    "privaudit_two_pass",
+    "opacus_hooks",
+    "opacus_ghost",
+]
 # privaudit_bookkeeping_triton: book-keeping with kernels="triton" (CUDA only; the default there)
 VGG_STAGES = [[64], [128], [256, 256], [512, 512], [512, 512]]
 
@@ -118,8 +124,17 @@ def out_of_place_block(self, x):
     return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
-def worker(model_name: str, method: str, steps: int, small: bool, device_name: str, threads: int,
-           precision: str = "fp32", batch_size: int | None = None, sigma: float = 1.0) -> dict:
+def worker(
+    model_name: str,
+    method: str,
+    steps: int,
+    small: bool,
+    device_name: str,
+    threads: int,
+    precision: str = "fp32",
+    batch_size: int | None = None,
+    sigma: float = 1.0,
+) -> dict:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -128,12 +143,15 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
         torch.set_num_threads(threads)
     model, x, y, loss_fn = build(model_name, small, device, batch_size)
     model.train()
-    if precision == "bf16":  # the forward under autocast; losses (and privaudit's norms and sums) in float32
+    if (
+        precision == "bf16"
+    ):  # the forward under autocast; losses (and privaudit's norms and sums) in float32
         model = Autocast(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=len(x))
     step = None
     if method == "non_private":
+
         def step():
             loss_fn(model(x), y).backward()
             optimizer.step()
@@ -144,7 +162,9 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
         mode = "two_pass" if method.endswith("two_pass") else "bookkeeping"
         # the plain methods keep PyTorch's kernels on every device, so the Triton row compares with them
         os.environ["PRIVAUDIT_DP_KERNELS"] = "triton" if method.endswith("_triton") else "torch"
-        model, optimizer, _, _ = make_private(model, optimizer, loader, noise_multiplier=sigma, max_grad_norm=1.0, mode=mode)
+        model, optimizer, _, _ = make_private(
+            model, optimizer, loader, noise_multiplier=sigma, max_grad_norm=1.0, mode=mode
+        )
 
         def step():
             if mode == "two_pass":
@@ -161,11 +181,19 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
             from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 
             model, optimizer, _, _ = engine.make_private(
-                module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma, max_grad_norm=1.0,
-                criterion=torch.nn.CrossEntropyLoss(), grad_sample_mode="ghost", poisson_sampling=False,
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                noise_multiplier=sigma,
+                max_grad_norm=1.0,
+                criterion=torch.nn.CrossEntropyLoss(),
+                grad_sample_mode="ghost",
+                poisson_sampling=False,
             )
 
-            class PerSample(torch.nn.Module):  # the benchmark's per-sample loss, seen by Opacus' two-pass wrapper
+            class PerSample(
+                torch.nn.Module
+            ):  # the benchmark's per-sample loss, seen by Opacus' two-pass wrapper
                 reduction = "mean"
 
                 def forward(self, out, target):
@@ -179,8 +207,13 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
                 optimizer.zero_grad()
         else:
             model, optimizer, _ = engine.make_private(
-                module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma, max_grad_norm=1.0,
-                grad_sample_mode="hooks", poisson_sampling=False,
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                noise_multiplier=sigma,
+                max_grad_norm=1.0,
+                grad_sample_mode="hooks",
+                poisson_sampling=False,
             )
 
             def step():
@@ -210,8 +243,13 @@ def worker(model_name: str, method: str, steps: int, small: bool, device_name: s
     else:
         peak = (status_kib("VmHWM") - base_rss) / 1024
         measure = "peak RSS during training minus RSS before it (VmHWM after clear_refs)"
-    return {"seconds_per_step": seconds, "cpu_seconds_per_step": cpu_seconds, "peak_mib": peak,
-            "memory_measure": measure, "torch_threads": torch.get_num_threads()}
+    return {
+        "seconds_per_step": seconds,
+        "cpu_seconds_per_step": cpu_seconds,
+        "peak_mib": peak,
+        "memory_measure": measure,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def status_kib(field: str) -> int:
@@ -230,26 +268,61 @@ def reset_peak_rss() -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per run, after one warm-up step")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of every method, interleaved; the best counts")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads per run (0: torch's default); with 1, CPU time per step is "
-                             "a fair measure even on a shared machine")
-    parser.add_argument("--small", action="store_true", help="small batch/model for a quick CPU run")
-    parser.add_argument("--batch", type=int, help="batch size of every model (default: 64 ResNet, 32 VGG, 16 GPT-2)")
-    parser.add_argument("--noise-multiplier", type=float, default=1.0,
-                        help="sigma of every private method (0: no noise draw, to time the clipping alone)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: every forward under bf16 autocast")
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed steps per run, after one warm-up step"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs of every method, interleaved; the best counts"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per run (0: torch's default); with 1, CPU time per step is "
+        "a fair measure even on a shared machine",
+    )
+    parser.add_argument(
+        "--small", action="store_true", help="small batch/model for a quick CPU run"
+    )
+    parser.add_argument(
+        "--batch", type=int, help="batch size of every model (default: 64 ResNet, 32 VGG, 16 GPT-2)"
+    )
+    parser.add_argument(
+        "--noise-multiplier",
+        type=float,
+        default=1.0,
+        help="sigma of every private method (0: no noise draw, to time the clipping alone)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: every forward under bf16 autocast",
+    )
     parser.add_argument("--models", default="resnet18_gn,vgg_gn,gpt2_6x512")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", default="tools/bench/results/dp_ghost.json")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.steps, args.small, args.device, args.threads, args.precision, args.batch,
-                                args.noise_multiplier)))
+        print(
+            json.dumps(
+                worker(
+                    *args.worker,
+                    args.steps,
+                    args.small,
+                    args.device,
+                    args.threads,
+                    args.precision,
+                    args.batch,
+                    args.noise_multiplier,
+                )
+            )
+        )
         return 0
     models, methods = args.models.split(","), args.methods.split(",")
     runs: dict[tuple[str, str], list[dict]] = {(m, k): [] for m in models for k in methods}
@@ -259,16 +332,39 @@ def main(argv=None) -> int:
     for round_index in range(args.rounds):
         for model_name in models:
             for method in methods:
-                command = [sys.executable, __file__, "--worker", model_name, method, "--steps", str(args.steps),
-                           "--device", args.device, "--threads", str(args.threads), "--precision", args.precision]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    model_name,
+                    method,
+                    "--steps",
+                    str(args.steps),
+                    "--device",
+                    args.device,
+                    "--threads",
+                    str(args.threads),
+                    "--precision",
+                    args.precision,
+                ]
                 command += ["--batch", str(args.batch)] if args.batch else []
                 command += ["--noise-multiplier", str(args.noise_multiplier)]
-                done = subprocess.run(command + (["--small"] if args.small else []), capture_output=True, text=True)
+                done = subprocess.run(
+                    command + (["--small"] if args.small else []), capture_output=True, text=True
+                )
                 if done.returncode == 0:
-                    runs[model_name, method].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    runs[model_name, method].append(
+                        json.loads(done.stdout.strip().splitlines()[-1])
+                    )
                 else:
-                    runs[model_name, method].append({"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:200]})
-                print(f"round {round_index + 1}: {model_name} {method}: {runs[model_name, method][-1]}", file=sys.stderr, flush=True)
+                    runs[model_name, method].append(
+                        {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:200]}
+                    )
+                print(
+                    f"round {round_index + 1}: {model_name} {method}: {runs[model_name, method][-1]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     # On a CPU the process's CPU time is the measure (a shared machine stretches wall time);
     # on a GPU wall time after synchronising.
     time_key = "cpu_seconds_per_step" if args.device == "cpu" else "seconds_per_step"
@@ -278,29 +374,55 @@ def main(argv=None) -> int:
         row = {"model": model_name, "method": method}
         if good:
             best = min(good, key=lambda r: r[time_key])
-            row |= best | {"rounds": [r[time_key] for r in good],
-                           "peak_mib": min(r["peak_mib"] for r in good)}
+            row |= best | {
+                "rounds": [r[time_key] for r in good],
+                "peak_mib": min(r["peak_mib"] for r in good),
+            }
         else:
             row["error"] = results[-1]["error"]
         rows.append(row)
     for model_name in args.models.split(","):
-        base = next((r for r in rows if r["model"] == model_name and r["method"] == "non_private" and "error" not in r), None)
+        base = next(
+            (
+                r
+                for r in rows
+                if r["model"] == model_name and r["method"] == "non_private" and "error" not in r
+            ),
+            None,
+        )
         for r in rows:
             if r["model"] == model_name and base and "error" not in r:
                 r["time_vs_non_private"] = r[time_key] / base[time_key]
-                r["memory_vs_non_private"] = r["peak_mib"] / base["peak_mib"] if base["peak_mib"] > 0 else None
-    print(f"{'model':<12} {'method':<30} {'s/step':>8} {'wall s':>8} {'x time':>7} {'peak MiB':>9} {'x mem':>6}")
+                r["memory_vs_non_private"] = (
+                    r["peak_mib"] / base["peak_mib"] if base["peak_mib"] > 0 else None
+                )
+    print(
+        f"{'model':<12} {'method':<30} {'s/step':>8} {'wall s':>8} {'x time':>7} {'peak MiB':>9} {'x mem':>6}"
+    )
     for r in rows:
         if "error" in r:
             print(f"{r['model']:<12} {r['method']:<30} error: {r['error']}")
         else:
             mem = r.get("memory_vs_non_private")
-            print(f"{r['model']:<12} {r['method']:<30} {r[time_key]:8.3f} {r['seconds_per_step']:8.3f} "
-                  f"{r.get('time_vs_non_private', float('nan')):7.2f} "
-                  f"{r['peak_mib']:9.1f} {mem if mem is not None else float('nan'):6.2f}")
-    result = {"device": args.device, "precision": args.precision, "batch": args.batch, "noise_multiplier": args.noise_multiplier, "time_measure": time_key, "steps": args.steps, "rounds": args.rounds, "small": args.small,
-              "load_average_before": load_before, "load_average_after": os.getloadavg(),
-              "cpu_count": os.cpu_count(), "rows": rows}
+            print(
+                f"{r['model']:<12} {r['method']:<30} {r[time_key]:8.3f} {r['seconds_per_step']:8.3f} "
+                f"{r.get('time_vs_non_private', float('nan')):7.2f} "
+                f"{r['peak_mib']:9.1f} {mem if mem is not None else float('nan'):6.2f}"
+            )
+    result = {
+        "device": args.device,
+        "precision": args.precision,
+        "batch": args.batch,
+        "noise_multiplier": args.noise_multiplier,
+        "time_measure": time_key,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "small": args.small,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "rows": rows,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as handle:

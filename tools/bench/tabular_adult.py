@@ -53,7 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", default="runs/tabular-adult/cache")
     parser.add_argument("--runs", default="runs/bench-tabular-adult")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds: each cuts new splits and trains anew")
+    parser.add_argument(
+        "--seeds",
+        default="0,1,2",
+        help="comma-separated seeds: each cuts new splits and trains anew",
+    )
     parser.add_argument("--authors", default="/work/shared/data/panoramia_tabular_mia_baseline.csv")
     parser.add_argument("--out", default="tools/bench/results/tabular_adult.json")
     args = parser.parse_args()
@@ -62,37 +66,67 @@ def main() -> None:
     results = {"machine": platform.machine(), "seeds": seeds, "runs": []}
     for seed in seeds:
         for target, changes in TARGETS:
-            config = TabularAuditConfig(target=target, seed=seed, out_dir=f"{args.runs}/seed{seed}/{target}",
-                                        cache_dir=args.cache_dir, **changes)
+            config = TabularAuditConfig(
+                target=target,
+                seed=seed,
+                out_dir=f"{args.runs}/seed{seed}/{target}",
+                cache_dir=args.cache_dir,
+                **changes,
+            )
             start = time.perf_counter()
             report = run_audit(config)
-            results["runs"].append({"seed": seed, "target": target, **summarise(report, f"mia_{target}_pred"),
-                                    "seconds": round(time.perf_counter() - start, 1)})
+            results["runs"].append(
+                {
+                    "seed": seed,
+                    "target": target,
+                    **summarise(report, f"mia_{target}_pred"),
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            )
     results["config"] = TabularAuditConfig().as_dict()
 
     if Path(args.authors).exists():
-        authors = write_report(pd.read_csv(args.authors), f"{args.runs}/authors", thresholds=100,
-                               title="authors' PANORAMIA tabular scores")
+        authors = write_report(
+            pd.read_csv(args.authors),
+            f"{args.runs}/authors",
+            thresholds=100,
+            title="authors' PANORAMIA tabular scores",
+        )
         results["authors"] = {
-            "file": args.authors, "thresholds": 100, "test_points": authors["n"], "c_lb": authors["c_lb"],
-            "columns": {k: {"eps_lb": v["eps_lb"], "auc": v["auc"], "eps_tilde": authors["eps_tilde"].get(k)}
-                        for k, v in authors["columns"].items()},
+            "file": args.authors,
+            "thresholds": 100,
+            "test_points": authors["n"],
+            "c_lb": authors["c_lb"],
+            "columns": {
+                k: {
+                    "eps_lb": v["eps_lb"],
+                    "auc": v["auc"],
+                    "eps_tilde": authors["eps_tilde"].get(k),
+                }
+                for k, v in authors["columns"].items()
+            },
         }
     results["provenance"] = provenance(seed=seeds[0])
     atomic_write_json(args.out, results)
 
-    print(f"{'seed':<5}{'target':<9}{'c_lb':>7}{'{c+eps}_lb':>12}{'eps_tilde':>11}{'MIA AUC':>9}"
-          f"{'| GT eps_lb':>12}{'GT AUC':>8}{'spent eps':>11}{'s':>7}")
+    print(
+        f"{'seed':<5}{'target':<9}{'c_lb':>7}{'{c+eps}_lb':>12}{'eps_tilde':>11}{'MIA AUC':>9}"
+        f"{'| GT eps_lb':>12}{'GT AUC':>8}{'spent eps':>11}{'s':>7}"
+    )
     for r in results["runs"]:
         spent = r["target_info"].get("spent_epsilon")
-        print(f"{r['seed']:<5}{r['target']:<9}{r['c_lb']:>7.3f}{r['c_plus_eps_lb']:>12.3f}{r['eps_tilde']:>11.3f}"
-              f"{r['mia_auc']:>9.3f}{r['ground_truth']['eps_lb']:>12.3f}{r['ground_truth']['auc']:>8.3f}"
-              f"{'-' if spent is None else f'{spent:.3f}':>11}{r['seconds']:>7.1f}")
+        print(
+            f"{r['seed']:<5}{r['target']:<9}{r['c_lb']:>7.3f}{r['c_plus_eps_lb']:>12.3f}{r['eps_tilde']:>11.3f}"
+            f"{r['mia_auc']:>9.3f}{r['ground_truth']['eps_lb']:>12.3f}{r['ground_truth']['auc']:>8.3f}"
+            f"{'-' if spent is None else f'{spent:.3f}':>11}{r['seconds']:>7.1f}"
+        )
     if "authors" in results:
         a = results["authors"]
         for name, c in a["columns"].items():
             tilde = "-" if c["eps_tilde"] is None else f"{c['eps_tilde']:.3f}"
-            print(f"authors {name}: eps_lb {c['eps_lb']:.3f}, eps_tilde {tilde}, AUC {c['auc']:.3f} (c_lb {a['c_lb']:.3f})")
+            print(
+                f"authors {name}: eps_lb {c['eps_lb']:.3f}, eps_tilde {tilde}, AUC {c['auc']:.3f} (c_lb {a['c_lb']:.3f})"
+            )
     print(f"wrote {args.out}")
 
 

@@ -24,11 +24,29 @@ import tempfile
 import time
 from pathlib import Path
 
-RUNGS = {"e1": {"epochs": 1}, "e3": {"epochs": 3}, "e10": {"epochs": 10},
-         "dp8": {"epochs": 10, "epsilon": 8.0}, "dp1": {"epochs": 10, "epsilon": 1.0}}
-SMALL = {"pretrain_texts": 800, "generator_examples": 200, "audit_members": 200, "non_members": 200,
-         "pretrain_epochs": 2, "generator_epochs": 3, "helper_epochs": 3, "feature_epochs": 10, "joint_epochs": 2,
-         "block": 32, "vocab": 512, "layers": 2, "width": 48, "dp_batch_size": 64}
+RUNGS = {
+    "e1": {"epochs": 1},
+    "e3": {"epochs": 3},
+    "e10": {"epochs": 10},
+    "dp8": {"epochs": 10, "epsilon": 8.0},
+    "dp1": {"epochs": 10, "epsilon": 1.0},
+}
+SMALL = {
+    "pretrain_texts": 800,
+    "generator_examples": 200,
+    "audit_members": 200,
+    "non_members": 200,
+    "pretrain_epochs": 2,
+    "generator_epochs": 3,
+    "helper_epochs": 3,
+    "feature_epochs": 10,
+    "joint_epochs": 2,
+    "block": 32,
+    "vocab": 512,
+    "layers": 2,
+    "width": 48,
+    "dp_batch_size": 64,
+}
 
 
 def ladder(seeds: list[int], rungs: list[str], size: dict, work: Path) -> list[dict]:
@@ -40,20 +58,32 @@ def ladder(seeds: list[int], rungs: list[str], size: dict, work: Path) -> list[d
     for seed in seeds:
         cache = work / f"cache-{seed}"
         for rung in rungs:
-            values = {**size, **RUNGS[rung], "seed": seed, "out_dir": str(work / f"{rung}-{seed}"),
-                      "cache_dir": str(cache)}
+            values = {
+                **size,
+                **RUNGS[rung],
+                "seed": seed,
+                "out_dir": str(work / f"{rung}-{seed}"),
+                "cache_dir": str(cache),
+            }
             config = load_config(TextAuditConfig, None, [], values)
             started = time.perf_counter()
             report = run_audit(config)
             extra = report["extra"]
             low_fpr = extra["ground_truth_low_fpr"]
-            row = {"rung": rung, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
-                   "c_lb": report["c_lb"], "eps_tilde": report["eps_tilde"],
-                   "ground_truth_auc": {k: v["auc"] for k, v in low_fpr.items()},
-                   "ground_truth_tpr_at_1pct_fpr": {k: v["tpr_at_fpr"]["0.01"] for k, v in low_fpr.items()},
-                   "spent_epsilon": extra["target"].get("spent_epsilon"),
-                   "member_loss": extra["target"]["member_loss_mean"],
-                   "non_member_loss": extra["target"]["non_member_loss_mean"]}
+            row = {
+                "rung": rung,
+                "seed": seed,
+                "seconds": round(time.perf_counter() - started, 1),
+                "c_lb": report["c_lb"],
+                "eps_tilde": report["eps_tilde"],
+                "ground_truth_auc": {k: v["auc"] for k, v in low_fpr.items()},
+                "ground_truth_tpr_at_1pct_fpr": {
+                    k: v["tpr_at_fpr"]["0.01"] for k, v in low_fpr.items()
+                },
+                "spent_epsilon": extra["target"].get("spent_epsilon"),
+                "member_loss": extra["target"]["member_loss_mean"],
+                "non_member_loss": extra["target"]["non_member_loss_mean"],
+            }
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
@@ -67,9 +97,14 @@ def summarise(rows: list[dict]) -> dict:
         mine = [r for r in rows if r["rung"] == rung]
         summary = {}
         for field in ("eps_tilde", "ground_truth_auc", "ground_truth_tpr_at_1pct_fpr"):
-            summary[field] = {k: {"mean": float(np.mean([r[field][k] for r in mine])),
-                                  "min": float(np.min([r[field][k] for r in mine])),
-                                  "max": float(np.max([r[field][k] for r in mine]))} for k in mine[0][field]}
+            summary[field] = {
+                k: {
+                    "mean": float(np.mean([r[field][k] for r in mine])),
+                    "min": float(np.min([r[field][k] for r in mine])),
+                    "max": float(np.max([r[field][k] for r in mine])),
+                }
+                for k in mine[0][field]
+            }
         summary["c_lb_mean"] = float(np.mean([r["c_lb"] for r in mine]))
         eps = [r["spent_epsilon"] for r in mine if r["spent_epsilon"] is not None]
         summary["spent_epsilon"] = float(np.mean(eps)) if eps else None
@@ -103,13 +138,21 @@ def step_times(steps: int, rounds: int) -> list[dict]:
         if method.startswith("privaudit"):
             from privaudit.dp import make_private
 
-            model, optimizer, _, _ = make_private(model, optimizer, loader, noise_multiplier=1.0, max_grad_norm=1.0)
+            model, optimizer, _, _ = make_private(
+                model, optimizer, loader, noise_multiplier=1.0, max_grad_norm=1.0
+            )
         elif method.startswith("opacus"):
             from opacus import PrivacyEngine
 
             model, optimizer, _ = PrivacyEngine().make_private(
-                module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=1.0, max_grad_norm=1.0,
-                grad_sample_mode="hooks", poisson_sampling=False)
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                noise_multiplier=1.0,
+                max_grad_norm=1.0,
+                grad_sample_mode="hooks",
+                poisson_sampling=False,
+            )
         model.train()
 
         def step():
@@ -119,7 +162,13 @@ def step_times(steps: int, rounds: int) -> list[dict]:
 
         return step
 
-    methods = ["non_private", "privaudit_dp", "opacus_hooks", "non_private_lora", "privaudit_dp_lora"]
+    methods = [
+        "non_private",
+        "privaudit_dp",
+        "opacus_hooks",
+        "non_private_lora",
+        "privaudit_dp_lora",
+    ]
     best: dict[str, float] = {}
     errors: dict[str, str] = {}
     for _ in range(rounds):  # interleaved rounds, the best counts (a shared machine)
@@ -138,11 +187,17 @@ def step_times(steps: int, rounds: int) -> list[dict]:
                 errors[method] = f"{type(exc).__name__}: {str(exc)[:200]}"
     rows = []
     for method in methods:
-        row = {"method": method, "model": f"SmallGPT2 {c.layers}x{c.width}, block {c.block}, vocab {vocab}",
-               "batch": batch}
+        row = {
+            "method": method,
+            "model": f"SmallGPT2 {c.layers}x{c.width}, block {c.block}, vocab {vocab}",
+            "batch": batch,
+        }
         if method in best:
             reference = best["non_private_lora" if "lora" in method else "non_private"]
-            row |= {"cpu_seconds_per_step": best[method], "time_vs_non_private": best[method] / reference}
+            row |= {
+                "cpu_seconds_per_step": best[method],
+                "time_vs_non_private": best[method] / reference,
+            }
         else:
             row["error"] = errors[method]
         rows.append(row)
@@ -151,7 +206,9 @@ def step_times(steps: int, rounds: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--rungs", default=",".join(RUNGS))
     parser.add_argument("--set", action="append", default=[], help="size override key=value (int)")
@@ -171,7 +228,9 @@ def main(argv=None) -> int:
     result["step_time"] = step_times(args.steps, args.rounds)
     if not args.skip_ladder:
         with tempfile.TemporaryDirectory() as work:
-            rows = ladder([int(s) for s in args.seeds.split(",")], args.rungs.split(","), size, Path(work))
+            rows = ladder(
+                [int(s) for s in args.seeds.split(",")], args.rungs.split(","), size, Path(work)
+            )
         result["ladder"] = rows
         result["summary"] = summarise(rows)
     result["load_after"] = os.getloadavg()
@@ -179,12 +238,21 @@ def main(argv=None) -> int:
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     for rung, s in result.get("summary", {}).items():
         gt = s["ground_truth_auc"]
-        print(f"{rung:>4}: eps_tilde(MIA) {next(v['mean'] for k, v in s['eps_tilde'].items() if k.startswith('mia_')):.3f}"
-              f"  GT AUC: " + ", ".join(f"{k.removesuffix('_pred')} {v['mean']:.3f}" for k, v in gt.items())
-              + (f"  eps spent {s['spent_epsilon']:.2f}" if s["spent_epsilon"] else ""))
+        print(
+            f"{rung:>4}: eps_tilde(MIA) {next(v['mean'] for k, v in s['eps_tilde'].items() if k.startswith('mia_')):.3f}"
+            f"  GT AUC: "
+            + ", ".join(f"{k.removesuffix('_pred')} {v['mean']:.3f}" for k, v in gt.items())
+            + (f"  eps spent {s['spent_epsilon']:.2f}" if s["spent_epsilon"] else "")
+        )
     for row in result["step_time"]:
-        print(f"{row['method']:<20} " + (f"{row['cpu_seconds_per_step']:.4f} s/step  x{row['time_vs_non_private']:.2f}"
-                                         if "error" not in row else row["error"]))
+        print(
+            f"{row['method']:<20} "
+            + (
+                f"{row['cpu_seconds_per_step']:.4f} s/step  x{row['time_vs_non_private']:.2f}"
+                if "error" not in row
+                else row["error"]
+            )
+        )
     print(f"wrote {args.out}")
     return 0
 

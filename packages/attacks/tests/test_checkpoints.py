@@ -17,7 +17,10 @@ def test_corrupt_file_missing_keys_and_wrong_shapes_are_told_apart(tmp_path):
         load_checkpoint(model, tmp_path / "absent.pt", "mlp")
     renamed = tmp_path / "renamed.pt"
     torch.save({"layer." + k: v for k, v in model.state_dict().items()}, renamed)
-    with pytest.raises(InputError, match=r"keys missing 0.weight, 0.bias, 2.weight, 2.bias; unexpected layer.0.weight"):
+    with pytest.raises(
+        InputError,
+        match=r"keys missing 0.weight, 0.bias, 2.weight, 2.bias; unexpected layer.0.weight",
+    ):
         load_checkpoint(model, renamed, "mlp")
     wider = tmp_path / "wider.pt"
     torch.save(nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2)).state_dict(), wider)
@@ -29,4 +32,7 @@ def test_corrupt_file_missing_keys_and_wrong_shapes_are_told_apart(tmp_path):
         load_checkpoint(model, not_tensors, "mlp")
     good = tmp_path / "good.pt"
     torch.save({"state_dict": model.state_dict()}, good)
-    assert load_checkpoint(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), good, "mlp") is not None
+    assert (
+        load_checkpoint(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), good, "mlp")
+        is not None
+    )

@@ -22,7 +22,9 @@ def test_split_sizes_shrink_in_proportion_and_lose_no_example(n, wanted):
 def test_each_test_slot_holds_the_real_example_with_probability_one_half():
     n = 4000
     real = TensorExamples(torch.arange(n).float()[:, None], torch.zeros(n, dtype=torch.long))
-    other = TensorExamples(-torch.arange(1, n + 1).float()[:, None], torch.ones(n, dtype=torch.long))
+    other = TensorExamples(
+        -torch.arange(1, n + 1).float()[:, None], torch.ones(n, dtype=torch.long)
+    )
     mixed, is_real, index = mixed_test(real, other, seed=5)
     assert len(mixed) == n
     # slot i holds real[i] or other[i], never anything else, as is_real says

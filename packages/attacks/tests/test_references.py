@@ -130,7 +130,9 @@ def overfit_world(tmp_path_factory):
     rng = np.random.default_rng(1)
     audit_labels = labels[audit_idx].clone()
     flip = torch.as_tensor(rng.random(400) < 0.2)
-    audit_labels[flip] = (audit_labels[flip] + torch.as_tensor(rng.integers(1, 10, int(flip.sum())))) % 10
+    audit_labels[flip] = (
+        audit_labels[flip] + torch.as_tensor(rng.integers(1, 10, int(flip.sum())))
+    ) % 10
     audit, population = (
         (images[audit_idx], audit_labels),
         (images[population_idx], labels[population_idx]),
@@ -180,7 +182,9 @@ def test_ray_local_cluster_trains_the_same_models(tmp_path):
     membership = in_out_design(64, 4, seed=1)
     config = TrainConfig(epochs=1, batch_size=16)
     local = ReferenceStore.create(tmp_path / "local", SPEC, membership)
-    train_reference_models(local, images[:64], labels[:64], config, 0, models_per_group=2, progress=False)
+    train_reference_models(
+        local, images[:64], labels[:64], config, 0, models_per_group=2, progress=False
+    )
     on_ray = ReferenceStore.create(tmp_path / "ray", SPEC, membership)
     try:
         trained = train_reference_models(
@@ -200,7 +204,9 @@ def test_reference_models_trained_on_cuda_are_stored_on_the_cpu(tmp_path):
     images, labels = load_images("digits")
     store = ReferenceStore.create(tmp_path / "refs", SPEC, in_out_design(300, 4, seed=0))
     config = TrainConfig(epochs=1, batch_size=32)
-    train_reference_models(store, images[:300], labels[:300], config, seed=0, progress=False, device="cuda")
+    train_reference_models(
+        store, images[:300], labels[:300], config, seed=0, progress=False, device="cuda"
+    )
     state = torch.load(store.path(0), weights_only=True)
     assert all(tensor.device.type == "cpu" for tensor in state.values())
     cpu_store = ReferenceStore.create(tmp_path / "cpu", SPEC, store.membership)

@@ -25,8 +25,10 @@ def test_example_loss_keeps_resolution_for_memorised_examples():
     torch.testing.assert_close(example_loss(logits, labels), expected, rtol=1e-12, atol=1e-14)
     # margins 40 and 60: logsumexp - z_y is 0 in float64 for both; -log p_y = log(1 + 2 e^-margin)
     margins = torch.tensor([[40.0, 0.0, 0.0], [60.0, 0.0, 0.0]], dtype=torch.float64)
-    torch.testing.assert_close(example_loss(margins, torch.tensor([0, 0])),
-                               torch.tensor([2 * np.exp(-40.0), 2 * np.exp(-60.0)], dtype=torch.float64))
+    torch.testing.assert_close(
+        example_loss(margins, torch.tensor([0, 0])),
+        torch.tensor([2 * np.exp(-40.0), 2 * np.exp(-60.0)], dtype=torch.float64),
+    )
 
 
 def test_shift_and_mirror_queries_move_pixels():

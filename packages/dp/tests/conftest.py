@@ -23,7 +23,11 @@ def clipped_reference(grads, max_norm, kind="abadi", gamma=0.01):
     total = {n: torch.zeros_like(grads[n][0]) for n in names}
     for i in range(size):
         norm = torch.sqrt(sum(grads[n][i].pow(2).sum() for n in names))
-        factor = min(1.0, max_norm / (norm.item() + 1e-6)) if kind == "abadi" else max_norm / (norm.item() + gamma)
+        factor = (
+            min(1.0, max_norm / (norm.item() + 1e-6))
+            if kind == "abadi"
+            else max_norm / (norm.item() + gamma)
+        )
         for n in names:
             total[n] += factor * grads[n][i]
     return total

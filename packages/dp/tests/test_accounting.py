@@ -8,7 +8,10 @@ from privaudit.dp import DPError
 from privaudit.dp.accounting import epsilon_spent, noise_for_epsilon
 
 
-@pytest.mark.parametrize("sigma, q, steps, delta", [(1.0, 0.01, 1000, 1e-5), (0.8, 0.05, 300, 1e-6), (2.5, 0.2, 50, 1e-5)])
+@pytest.mark.parametrize(
+    "sigma, q, steps, delta",
+    [(1.0, 0.01, 1000, 1e-5), (0.8, 0.05, 300, 1e-6), (2.5, 0.2, 50, 1e-5)],
+)
 def test_rdp_epsilon_equals_opacus_analysis(sigma, q, steps, delta):
     orders = RDPAccountant.DEFAULT_ALPHAS
     rdp = rdp_analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=orders)
@@ -20,7 +23,9 @@ def test_prv_epsilon_equals_opacus_stepping():
     accountant = PRVAccountant()
     for _ in range(200):
         accountant.step(noise_multiplier=1.1, sample_rate=0.02)
-    assert epsilon_spent(1.1, 0.02, 200, 1e-5, "prv") == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-9)
+    assert epsilon_spent(1.1, 0.02, 200, 1e-5, "prv") == pytest.approx(
+        accountant.get_epsilon(1e-5), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])

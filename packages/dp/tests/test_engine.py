@@ -56,10 +56,16 @@ def conv_net() -> nn.Module:
     (T=144 positions > D=27), explicit norms with the clipped sum recomputed from input and output
     gradient (T=36 < D=72), and ghost norms (T=9)."""
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.ReLU(),
-        nn.Flatten(), nn.Linear(32 * 9, 3),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.GroupNorm(2, 8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.GroupNorm(4, 16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 9, 3),
     )
 
 
@@ -70,9 +76,19 @@ def ce_sum(out, y):
 def make_batch(model_kind, size=7, steps=4):
     torch.manual_seed(1)
     if model_kind == "sequence":
-        return SequenceNet().double(), torch.randn(size, steps, 6, dtype=torch.float64), torch.randint(0, 3, (size,))
-    if model_kind == "conv":  # more samples than one chunk of the convolution rule, not a multiple of it
-        return conv_net().double(), torch.randn(19, 3, 12, 12, dtype=torch.float64), torch.randint(0, 3, (19,))
+        return (
+            SequenceNet().double(),
+            torch.randn(size, steps, 6, dtype=torch.float64),
+            torch.randint(0, 3, (size,)),
+        )
+    if (
+        model_kind == "conv"
+    ):  # more samples than one chunk of the convolution rule, not a multiple of it
+        return (
+            conv_net().double(),
+            torch.randn(19, 3, 12, 12, dtype=torch.float64),
+            torch.randint(0, 3, (19,)),
+        )
     return TiedNet().double(), torch.randint(0, 11, (size, steps)), torch.randint(0, 11, (size,))
 
 
@@ -106,7 +122,9 @@ def test_layer_outputs_are_not_kept():
     for mode in ("bookkeeping", "two_pass"):
         clipper = PerSampleClipper(model, mode=mode)
         seen = []
-        handle = model[1].register_forward_hook(lambda module, args, output, seen=seen: seen.append(weakref.ref(output)))
+        handle = model[1].register_forward_hook(
+            lambda module, args, output, seen=seen: seen.append(weakref.ref(output))
+        )
         out = model(x)
         assert seen[0]() is None
         handle.remove()
@@ -120,7 +138,10 @@ def test_two_pass_frees_its_records():
     model, x, y = make_batch("conv")
     clipper = PerSampleClipper(model, mode="two_pass")
     records = []
-    for backward in (True, False):  # the second forward never gets its backward: detach() lets it go
+    for backward in (
+        True,
+        False,
+    ):  # the second forward never gets its backward: detach() lets it go
         losses = F.cross_entropy(model(x), y, reduction="none")
         records += [weakref.ref(call) for call in clipper.calls]
         if backward:
@@ -149,7 +170,11 @@ def test_per_layer_clipping_bounds_each_layer(reference):
     grads = reference.grads(model, ce_sum, x, y)
     threshold = 0.4 / len(clipper.layer_params) ** 0.5
     for module, factor in factors.items():
-        names = [n for n, _ in model.named_parameters() if n.startswith(next(k for k, m in model.named_modules() if m is module))]
+        names = [
+            n
+            for n, _ in model.named_parameters()
+            if n.startswith(next(k for k, m in model.named_modules() if m is module))
+        ]
         layer = torch.sqrt(sum(grads[n].flatten(1).pow(2).sum(1) for n in names))
         assert torch.all(layer * factor <= threshold * (1 + 1e-9))
 
@@ -169,7 +194,9 @@ def test_parameter_used_outside_its_layer_is_refused():
 
     model = Sneaky()
     data = DataLoader(TensorDataset(torch.randn(8, 3), torch.randn(8, 1)), batch_size=4)
-    model, opt, loader, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, noise_seed=0)
+    model, opt, loader, _ = make_private(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, noise_seed=0
+    )
     x, y = next(iter(loader))
     x = x.requires_grad_(True)  # the first layer's weight is hidden from autograd too
     F.mse_loss(model(x), y).backward()
@@ -179,8 +206,16 @@ def test_parameter_used_outside_its_layer_is_refused():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("kernels", ["triton", "torch"])
-@pytest.mark.parametrize("model_kind, mode", [("sequence", "bookkeeping"), ("tied", "bookkeeping"), ("conv", "bookkeeping"),
-                                             ("sequence", "two_pass"), ("conv", "two_pass")])
+@pytest.mark.parametrize(
+    "model_kind, mode",
+    [
+        ("sequence", "bookkeeping"),
+        ("tied", "bookkeeping"),
+        ("conv", "bookkeeping"),
+        ("sequence", "two_pass"),
+        ("conv", "two_pass"),
+    ],
+)
 def test_cuda_clipped_sum_matches_torch_func(reference, model_kind, mode, kernels):
     model, x, y = make_batch(model_kind)
     model, x, y = model.cuda(), x.cuda(), y.cuda()
@@ -201,12 +236,27 @@ def vision_model(name):
     if name == "torchvision_vit":
         from torchvision.models import VisionTransformer
 
-        return VisionTransformer(8, 4, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=8, num_classes=3)
+        return VisionTransformer(
+            8, 4, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=8, num_classes=3
+        )
     timm = pytest.importorskip("timm")
     if name == "timm_convnext":
-        return timm.models.convnext.ConvNeXt(depths=(1, 1, 1, 1), dims=(4, 4, 8, 8), kernel_sizes=3, patch_size=2,
-                                             num_classes=3, ls_init_value=0.5)
-    kwargs = {"img_size": 8, "patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2, "num_classes": 3}
+        return timm.models.convnext.ConvNeXt(
+            depths=(1, 1, 1, 1),
+            dims=(4, 4, 8, 8),
+            kernel_sizes=3,
+            patch_size=2,
+            num_classes=3,
+            ls_init_value=0.5,
+        )
+    kwargs = {
+        "img_size": 8,
+        "patch_size": 4,
+        "embed_dim": 8,
+        "depth": 1,
+        "num_heads": 2,
+        "num_classes": 3,
+    }
     if name == "timm_beit":
         return timm.models.beit.Beit(use_rel_pos_bias=True, init_values=0.5, **kwargs)
     return timm.models.vision_transformer.VisionTransformer(init_values=0.5, **kwargs)
@@ -232,4 +282,6 @@ def test_vision_transformers_and_convnext_match_torch_func(reference, name):
     torch.testing.assert_close(clipper.per_sample_norms(), norms, rtol=1e-8, atol=1e-10)
     sums = clipper.clipped_sum()
     for name_, p in model.named_parameters():
-        torch.testing.assert_close(sums[p], reference.clipped(expected, 1.0)[name_], rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(
+            sums[p], reference.clipped(expected, 1.0)[name_], rtol=1e-8, atol=1e-10
+        )

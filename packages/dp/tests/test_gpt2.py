@@ -16,8 +16,17 @@ class SmallGPT2(nn.Module):
         super().__init__()
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        self.gpt = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_positions=block, n_embd=width, n_layer=layers,
-                                              n_head=heads, tie_word_embeddings=False, attn_implementation="eager"))
+        self.gpt = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=vocab_size,
+                n_positions=block,
+                n_embd=width,
+                n_layer=layers,
+                n_head=heads,
+                tie_word_embeddings=False,
+                attn_implementation="eager",
+            )
+        )
 
     def forward(self, ids):
         positions = torch.arange(ids.shape[1]).expand_as(ids).contiguous()
@@ -25,7 +34,9 @@ class SmallGPT2(nn.Module):
 
 
 def per_sample_lm_loss(logits, ids):
-    per_token = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none")
+    per_token = nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none"
+    )
     return per_token.view(len(ids), -1).mean(1)
 
 

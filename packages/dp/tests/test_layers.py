@@ -41,11 +41,15 @@ class FirstOutput(nn.Module):
         self.module, self.self_attention = module, self_attention
 
     def forward(self, x):
-        return (self.module(x, x, x, need_weights=False) if self.self_attention else self.module(x))[0]
+        return (
+            self.module(x, x, x, need_weights=False) if self.self_attention else self.module(x)
+        )[0]
 
 
 def batch_and_steps(draw):
-    return draw(st.integers(1, 3)), [draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2)))]
+    return draw(st.integers(1, 3)), [
+        draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2)))
+    ]
 
 
 def linear_case(draw):
@@ -61,22 +65,35 @@ def conv_case(draw, dims):
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
     padding_kind = draw(st.sampled_from(["int", "same", "reflect", "circular"]))
     stride = 1 if padding_kind == "same" else tuple(draw(st.integers(1, 2)) for _ in range(dims))
-    padding = "same" if padding_kind == "same" else tuple(draw(st.integers(0, 1)) for _ in range(dims))
+    padding = (
+        "same" if padding_kind == "same" else tuple(draw(st.integers(0, 1)) for _ in range(dims))
+    )
     mode = padding_kind if padding_kind in ("reflect", "circular") else "zeros"
     if mode != "zeros":  # torch needs the padding to be smaller than the input for these modes
         padding = tuple(max(p, 1) for p in padding)
     size = [dilation[i] * (kernel[i] - 1) + 1 + draw(st.integers(0, 3)) for i in range(dims)]
     if mode != "zeros":  # reflect / circular padding must also be smaller than the input
         size = [max(s, p + 1) for s, p in zip(size, padding, strict=True)]
-    conv = getattr(nn, f"Conv{dims}d")(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation,
-                                        groups=groups, bias=draw(st.booleans()), padding_mode=mode)
+    conv = getattr(nn, f"Conv{dims}d")(
+        c_in,
+        c_out,
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bias=draw(st.booleans()),
+        padding_mode=mode,
+    )
     return conv, torch.randn(batch, c_in, *size)
 
 
 def embedding_case(draw):
     batch, steps = batch_and_steps(draw)
     vocab = draw(st.integers(2, 8))
-    module = nn.Embedding(vocab, draw(st.integers(1, 5)), padding_idx=draw(st.sampled_from([None, 0])))
+    module = nn.Embedding(
+        vocab, draw(st.integers(1, 5)), padding_idx=draw(st.sampled_from([None, 0]))
+    )
     return module, torch.randint(0, vocab, (batch, *steps))
 
 
@@ -97,7 +114,10 @@ def group_norm_case(draw):
     groups = draw(st.integers(1, 3))
     channels = groups * draw(st.integers(1, 2))
     # torch needs more than one value per group to normalise
-    spatial = [draw(st.integers(2, 4)), *[draw(st.integers(1, 4)) for _ in range(draw(st.integers(0, 1)))]]
+    spatial = [
+        draw(st.integers(2, 4)),
+        *[draw(st.integers(1, 4)) for _ in range(draw(st.integers(0, 1)))],
+    ]
     return nn.GroupNorm(groups, channels), torch.randn(draw(st.integers(1, 3)), channels, *spatial)
 
 
@@ -124,7 +144,9 @@ def timm_layer_norm_case(draw):
     width = draw(st.integers(1, 4))
     if draw(st.booleans()):  # channels-last LayerNorm, or LayerNorm2d over the channels of NCHW
         return norm.LayerNorm(width), torch.randn(batch, *steps, width)
-    return norm.LayerNorm2d(width), torch.randn(batch, width, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return norm.LayerNorm2d(width), torch.randn(
+        batch, width, draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    )
 
 
 def timm_layer_scale_case(draw):
@@ -133,7 +155,9 @@ def timm_layer_scale_case(draw):
     width = draw(st.integers(1, 4))
     if draw(st.booleans()):
         return scale.LayerScale(width), torch.randn(batch, *steps, width)
-    return scale.LayerScale2d(width), torch.randn(batch, width, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return scale.LayerScale2d(width), torch.randn(
+        batch, width, draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    )
 
 
 def sequence_bias_case(draw):
@@ -172,7 +196,11 @@ def attention_case(draw):
 
     batch, tokens, heads = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
     width = heads * draw(st.integers(1, 3))
-    kwargs = {"bias": draw(st.booleans()), "add_bias_kv": draw(st.booleans()), "add_zero_attn": draw(st.booleans())}
+    kwargs = {
+        "bias": draw(st.booleans()),
+        "add_bias_kv": draw(st.booleans()),
+        "add_zero_attn": draw(st.booleans()),
+    }
     batch_first = draw(st.booleans())
     x = torch.randn(batch, tokens, width)
     attention = DPMultiheadAttention(width, heads, batch_first=batch_first, **kwargs)
@@ -191,24 +219,40 @@ def recurrent_case(draw):
     layers = pytest.importorskip("opacus.layers")
     network = draw(st.sampled_from(["DPLSTM", "DPGRU", "DPRNN"]))
     batch, steps, d_in, hidden = (draw(st.integers(1, 3)) for _ in range(4))
-    module = getattr(layers, network)(d_in, hidden, num_layers=draw(st.integers(1, 2)), batch_first=True,
-                                      bidirectional=draw(st.booleans()))
+    module = getattr(layers, network)(
+        d_in,
+        hidden,
+        num_layers=draw(st.integers(1, 2)),
+        batch_first=True,
+        bidirectional=draw(st.booleans()),
+    )
     return FirstOutput(module), torch.randn(batch, steps, d_in)
 
 
 def timm_vit_block_case(draw):
     vit = pytest.importorskip("timm.models.vision_transformer")
     batch, tokens, heads = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
-    block = vit.Block(4 * heads, heads, mlp_ratio=2, qkv_bias=draw(st.booleans()), qk_norm=draw(st.booleans()),
-                      init_values=draw(st.sampled_from([None, 1e-5])))
+    block = vit.Block(
+        4 * heads,
+        heads,
+        mlp_ratio=2,
+        qkv_bias=draw(st.booleans()),
+        qk_norm=draw(st.booleans()),
+        init_values=draw(st.sampled_from([None, 1e-5])),
+    )
     return block, torch.randn(batch, tokens, 4 * heads)
 
 
 def timm_convnext_block_case(draw):
     convnext = pytest.importorskip("timm.models.convnext")
     channels, size = draw(st.sampled_from([2, 4])), draw(st.integers(1, 4))
-    block = convnext.ConvNeXtBlock(channels, kernel_size=3, mlp_ratio=2, conv_mlp=draw(st.booleans()),
-                                   ls_init_value=draw(st.sampled_from([None, 1e-6])))
+    block = convnext.ConvNeXtBlock(
+        channels,
+        kernel_size=3,
+        mlp_ratio=2,
+        conv_mlp=draw(st.booleans()),
+        ls_init_value=draw(st.sampled_from([None, 1e-6])),
+    )
     return block, torch.randn(draw(st.integers(1, 3)), channels, size, size)
 
 
@@ -216,8 +260,14 @@ def timm_beit_block_case(draw):
     beit = pytest.importorskip("timm.models.beit")
     window = draw(st.sampled_from([None, (1, 2), (2, 2)]))
     tokens = window[0] * window[1] + 1 if window else draw(st.integers(1, 3))
-    block = beit.Block(4, 2, mlp_ratio=2, qkv_bias=draw(st.booleans()), window_size=window,
-                       init_values=draw(st.sampled_from([None, 0.1])))
+    block = beit.Block(
+        4,
+        2,
+        mlp_ratio=2,
+        qkv_bias=draw(st.booleans()),
+        window_size=window,
+        init_values=draw(st.sampled_from([None, 0.1])),
+    )
     return block, torch.randn(draw(st.integers(1, 3)), tokens, 4)
 
 
@@ -259,9 +309,13 @@ def draw_case(data, cases, kind, input_needs_grad):
 
 def check_engine(module, x, g, expected, norms, rtol=1e-4, atol=1e-10, **options):
     """The engine: per-sample norms and the clipped sum, through hooks and one backward pass."""
-    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum", **options)
+    clipper = PerSampleClipper(
+        module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum", **options
+    )
     (module(x) * g).sum().backward()
-    torch.testing.assert_close(clipper.per_sample_norms(), norms.to(clipper.per_sample_norms().dtype), rtol=rtol, atol=atol)
+    torch.testing.assert_close(
+        clipper.per_sample_norms(), norms.to(clipper.per_sample_norms().dtype), rtol=rtol, atol=atol
+    )
     factors = (clipper.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
     sums = clipper.clipped_sum()
     for name, p in module.named_parameters():
@@ -288,7 +342,9 @@ def test_block_matches_torch_func(kind, data):
     check_engine(module, x, g, expected, norms)
 
 
-@pytest.mark.parametrize("kind", ["linear", "conv2d", "embedding", "layer_norm", "group_norm", "gpt2_conv1d"])
+@pytest.mark.parametrize(
+    "kind", ["linear", "conv2d", "embedding", "layer_norm", "group_norm", "gpt2_conv1d"]
+)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @settings(max_examples=3, deadline=None, derandomize=True)
 @given(data=st.data())
@@ -298,7 +354,9 @@ def test_autocast_matches_torch_func_loosely(kind, dtype, data):
     module, x, g, expected, norms = draw_case(data, CASES, kind, data.draw(st.booleans()))
     module = module.float()
     x = x.detach().float().requires_grad_(x.requires_grad) if x.is_floating_point() else x
-    clipper = PerSampleClipper(module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum")
+    clipper = PerSampleClipper(
+        module, max_grad_norm=float(norms.median()) + 1e-3, loss_reduction="sum"
+    )
     with torch.autocast("cpu", dtype=dtype):
         out = module(x)
     (out.float() * g.float()).sum().backward()
@@ -310,7 +368,9 @@ def test_autocast_matches_torch_func_loosely(kind, dtype, data):
     for name, p in module.named_parameters():
         want = torch.einsum("b,b...->...", factors, expected[name])
         assert sums[p].dtype == torch.float32
-        torch.testing.assert_close(sums[p].double(), want, rtol=5e-2, atol=5e-2 * float(want.abs().max()) + 1e-6)
+        torch.testing.assert_close(
+            sums[p].double(), want, rtol=5e-2, atol=5e-2 * float(want.abs().max()) + 1e-6
+        )
     clipper.detach()
 
 
@@ -321,12 +381,25 @@ def test_triton_kernels_under_the_interpreter():
     if importlib.util.find_spec("triton") is None:
         pytest.skip("needs triton")
     here = Path(__file__).parent
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "interpreted_kernels.py")]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(here / "interpreted_kernels.py"),
+    ]
     # the harness is imported from this module (test_layers) by name
-    env = os.environ | {"TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    env = os.environ | {
+        "TRITON_INTERPRET": "1",
+        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+    }
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout.splitlines()[-1] and "skipped" not in done.stdout.splitlines()[-1]
+    assert (
+        " passed" in done.stdout.splitlines()[-1] and "skipped" not in done.stdout.splitlines()[-1]
+    )
 
 
 def test_kernel_choice(monkeypatch):
@@ -360,7 +433,9 @@ def check_rule(kind, module, x, g, expected):
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):  # both routes of the mixed rule
         ghost = {"weight": conv_ghost_norm_sq(module, x, g)}
     for name, value in (ghost or {}).items():
-        torch.testing.assert_close(value, expected[name].flatten(1).pow(2).sum(1), rtol=1e-4, atol=1e-10)
+        torch.testing.assert_close(
+            value, expected[name].flatten(1).pow(2).sum(1), rtol=1e-4, atol=1e-10
+        )
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -380,16 +455,20 @@ def test_conv_chunks_match_torch_func(dims, device, monkeypatch):
     module, x, g = module.to(device), x.to(device), g.to(device)
     call = LayerCall(module, (x,), {}, grad_out=g)
     rule = rule_for(module)
-    for budget in ([conv.GPU_CHUNK_ELEMENTS] if device == "cpu" else [1, conv.GPU_CHUNK_ELEMENTS]):
+    for budget in [conv.GPU_CHUNK_ELEMENTS] if device == "cpu" else [1, conv.GPU_CHUNK_ELEMENTS]:
         monkeypatch.setattr(conv, "GPU_CHUNK_ELEMENTS", budget)
         for keep in (True, False):
             norms, grads = rule.explicit_norms_sq(call, keep=keep)
             for name in expected:
                 torch.testing.assert_close(norms[name], want[name], rtol=1e-10, atol=1e-12)
                 if keep:
-                    torch.testing.assert_close(grads[name].cpu(), expected[name], rtol=1e-10, atol=1e-12)
+                    torch.testing.assert_close(
+                        grads[name].cpu(), expected[name], rtol=1e-10, atol=1e-12
+                    )
             assert keep or not grads
-        torch.testing.assert_close(conv.conv_ghost_norm_sq(module, x, g), want["weight"], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(
+            conv.conv_ghost_norm_sq(module, x, g), want["weight"], rtol=1e-10, atol=1e-12
+        )
 
 
 def test_conv_chunks_are_small_on_a_cpu_and_large_elsewhere():
@@ -399,4 +478,6 @@ def test_conv_chunks_are_small_on_a_cpu_and_large_elsewhere():
     assert conv.chunk_size(on_cpu, 10) == conv.CHUNK
     assert conv.chunk_size(elsewhere, 10) == 256  # the whole batch when it fits the budget
     assert conv.chunk_size(elsewhere, conv.GPU_CHUNK_ELEMENTS // 20) == 20
-    assert conv.chunk_size(elsewhere, conv.GPU_CHUNK_ELEMENTS) == conv.CHUNK  # never below the CPU's chunk
+    assert (
+        conv.chunk_size(elsewhere, conv.GPU_CHUNK_ELEMENTS) == conv.CHUNK
+    )  # never below the CPU's chunk

@@ -34,15 +34,25 @@ def test_zero_noise_step_equals_reference_step(reference, mode):
     model, data = small_problem()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model, opt, loader, _ = make_private(
-        model, torch.optim.SGD(model.parameters(), lr=0.7), DataLoader(data, batch_size=16),
-        noise_multiplier=0.0, max_grad_norm=0.2, noise_seed=3, mode=mode,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.7),
+        DataLoader(data, batch_size=16),
+        noise_multiplier=0.0,
+        max_grad_norm=0.2,
+        noise_seed=3,
+        mode=mode,
     )
     x, y = next(iter(loader))
     assert len(x) > 0
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.2)
     private_step(model, opt, x, y, mode)
     for n, p in model.named_parameters():
-        torch.testing.assert_close(p.detach(), before[n] - 0.7 * want[n] / loader.expected_batch_size, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(
+            p.detach(),
+            before[n] - 0.7 * want[n] / loader.expected_batch_size,
+            rtol=1e-9,
+            atol=1e-12,
+        )
 
 
 def test_physical_batches_give_the_same_logical_step():
@@ -50,8 +60,12 @@ def test_physical_batches_give_the_same_logical_step():
     for physical in (None, 3):
         model, data = small_problem()
         model, opt, loader, acc = make_private(
-            model, torch.optim.SGD(model.parameters(), lr=0.5), DataLoader(data, batch_size=16),
-            noise_multiplier=0.5, noise_seed=11, max_physical_batch_size=physical,
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.5),
+            DataLoader(data, batch_size=16),
+            noise_multiplier=0.5,
+            noise_seed=11,
+            max_physical_batch_size=physical,
         )
         sizes = []
         for x, y in loader:
@@ -70,8 +84,11 @@ def test_physical_batches_give_the_same_logical_step():
 def test_empty_poisson_batches_still_step_with_noise():
     model, data = small_problem(n=10)
     model, opt, loader, acc = make_private(
-        model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(data, batch_size=1),
-        noise_multiplier=1.0, noise_seed=0,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        DataLoader(data, batch_size=1),
+        noise_multiplier=1.0,
+        noise_seed=0,
     )
     sizes = []
     for x, y in loader:
@@ -91,8 +108,13 @@ def test_tiny_dp_run_trains_and_reports_epsilon():
     model = model.float()
     data = TensorDataset(data.tensors[0].float(), data.tensors[1])
     model, opt, loader, acc = make_private(
-        model, torch.optim.SGD(model.parameters(), lr=1.0), DataLoader(data, batch_size=64),
-        target_epsilon=3.0, epochs=4, max_grad_norm=1.0, noise_seed=0,
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        DataLoader(data, batch_size=64),
+        target_epsilon=3.0,
+        epochs=4,
+        max_grad_norm=1.0,
+        noise_seed=0,
     )
     losses = []
     for _ in range(4):
@@ -114,8 +136,11 @@ def test_secure_rng_runs_and_differs_between_runs():
     for _ in range(2):
         model, data = small_problem()
         model, opt, loader, _ = make_private(
-            model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(data, batch_size=16),
-            noise_multiplier=1.0, secure_rng=True,
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            DataLoader(data, batch_size=16),
+            noise_multiplier=1.0,
+            secure_rng=True,
         )
         x, y = next(iter(loader))
         F.cross_entropy(model(x), y).backward()
@@ -139,7 +164,12 @@ def test_secure_rng_runs_and_differs_between_runs():
 def test_bad_configuration_is_one_sentence(kwargs, message):
     model, data = small_problem()
     with pytest.raises(DPError, match=message) as info:
-        make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(data, batch_size=16), **kwargs)
+        make_private(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            DataLoader(data, batch_size=16),
+            **kwargs,
+        )
     assert str(info.value).count(". ") == 0 and str(info.value).endswith(".")
 
 
@@ -152,15 +182,24 @@ def test_cuda_noisy_step_matches_the_reference_step_plus_gaussian_noise(referenc
     data = TensorDataset(*(t.cuda() for t in data.tensors))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model, opt, loader, _ = make_private(
-        model, torch.optim.SGD(model.parameters(), lr=1.0), DataLoader(data, batch_size=128),
-        noise_multiplier=2.0, max_grad_norm=0.5, noise_seed=3, mode=mode,
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        DataLoader(data, batch_size=128),
+        noise_multiplier=2.0,
+        max_grad_norm=0.5,
+        noise_seed=3,
+        mode=mode,
     )
     x, y = next(iter(loader))
     assert x.is_cuda and len(x) > 0
     want = reference.clipped(reference.grads(model, ce_sum, x, y), 0.5)
     private_step(model, opt, x, y, mode)
-    noise = torch.cat([(before[n] - p.detach() - want[n] / loader.expected_batch_size).flatten()
-                       for n, p in model.named_parameters()])
+    noise = torch.cat(
+        [
+            (before[n] - p.detach() - want[n] / loader.expected_batch_size).flatten()
+            for n, p in model.named_parameters()
+        ]
+    )
     assert noise.is_cuda
     # the update's noise is N(0, (sigma C / B)^2) per coordinate: 2 * 0.5 / 128
     assert noise.std().item() == pytest.approx(2.0 * 0.5 / 128, rel=0.35)

@@ -24,8 +24,13 @@ def first_step(noise_seed, *, model=None, secure=False):
     model = model or nn.Linear(N, 1, bias=False)
     data = TensorDataset(torch.zeros(N, N), torch.zeros(N, 1), torch.arange(N))
     model, opt, loader, _ = make_private(
-        model, torch.optim.SGD(model.parameters(), lr=0.0), DataLoader(data, batch_size=N // 4),
-        noise_multiplier=1.0, max_grad_norm=1.0, noise_seed=noise_seed, secure_rng=secure,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        DataLoader(data, batch_size=N // 4),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        noise_seed=noise_seed,
+        secure_rng=secure,
     )
     x, y, index = next(iter(loader))
     if len(x):
@@ -58,10 +63,10 @@ def box_muller_from_uniform_weights(weight: torch.Tensor, bound: float) -> torch
     u = ((weight.flatten().double() + bound) / (2 * bound)).clamp(1e-12, 1 - 1e-12)
     out = torch.empty_like(u)
     for start in range(0, len(u) - 15, 16):
-        u1, u2 = 1 - u[start:start + 8], u[start + 8:start + 16]
+        u1, u2 = 1 - u[start : start + 8], u[start + 8 : start + 16]
         radius = torch.sqrt(-2 * torch.log(u1))
-        out[start:start + 8] = radius * torch.cos(2 * math.pi * u2)
-        out[start + 8:start + 16] = radius * torch.sin(2 * math.pi * u2)
+        out[start : start + 8] = radius * torch.cos(2 * math.pi * u2)
+        out[start + 8 : start + 16] = radius * torch.sin(2 * math.pi * u2)
     return out
 
 
@@ -71,7 +76,9 @@ def test_first_noise_is_uncorrelated_with_initial_weights_built_from_the_same_se
         torch.manual_seed(seed)
         model = nn.Linear(N, 1, bias=False)
         predicted.append(box_muller_from_uniform_weights(model.weight.detach(), 1 / math.sqrt(N)))
-        observed.append(first_step(seed, model=model)[0])  # the worst case: the run seed as noise seed
+        observed.append(
+            first_step(seed, model=model)[0]
+        )  # the worst case: the run seed as noise seed
     r = np.corrcoef(torch.cat(predicted).numpy(), torch.cat(observed).numpy())[0, 1]
     assert abs(r) < 0.2, r
 
@@ -85,11 +92,14 @@ def test_default_noise_differs_between_identical_runs_and_a_noise_seed_reproduce
 def test_reproducible_noise_is_recorded_as_not_private():
     model = nn.Linear(2, 1)
     data = DataLoader(TensorDataset(torch.zeros(8, 2), torch.zeros(8, 1)), batch_size=2)
-    _, opt, _, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0)
+    _, opt, _, _ = make_private(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0
+    )
     assert opt.dp_randomness["private"] and opt.dp_randomness["source"] == "os-entropy"
     model = nn.Linear(2, 1)
-    _, opt, _, _ = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0,
-                                noise_seed=3)
+    _, opt, _, _ = make_private(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), data, noise_multiplier=1.0, noise_seed=3
+    )
     assert not opt.dp_randomness["private"] and opt.dp_randomness["warning"] == REPRODUCIBLE_WARNING
 
 

@@ -13,8 +13,11 @@ def test_empty_poisson_batches_still_step():
     data = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
     model = nn.Linear(3, 2)
     model, optimizer, loader, accountant = make_private(
-        model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(data, batch_size=1),
-        noise_multiplier=1.0, noise_seed=4,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        DataLoader(data, batch_size=1),
+        noise_multiplier=1.0,
+        noise_seed=4,
     )
     sizes = []
 

@@ -13,7 +13,11 @@ def test_dp_train_small_run_reports_accuracy_and_epsilon(tmp_path, capsys):
     assert main(["--limit", "1000", "--epochs", "2", "--epsilon", "8", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert 0 < report["privacy"]["epsilon_spent"] <= 8.05
-    assert report["privacy"]["randomness"] == {"source": "os-entropy", "private": True, "secure_rng": False}
+    assert report["privacy"]["randomness"] == {
+        "source": "os-entropy",
+        "private": True,
+        "secure_rng": False,
+    }
     assert report["quality"]["test_accuracy"] > 0.25  # ten classes: chance is 0.1
     assert f"report: {out / 'report.json'}" in capsys.readouterr().out
 
@@ -31,7 +35,10 @@ def test_bad_input_exits_2_with_one_sentence(tmp_path, capsys):
         (["--model", "vgg"], "dp-train has no model 'vgg'"),
         (["--limit", "-3"], "config field 'limit' must be zero or a positive integer"),
         (["--device", "cuda:7"], "device cuda:7 was asked for"),
-        (["--out", "/proc/no-such-dir"], "output directory /proc/no-such-dir cannot be created or written"),
+        (
+            ["--out", "/proc/no-such-dir"],
+            "output directory /proc/no-such-dir cannot be created or written",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

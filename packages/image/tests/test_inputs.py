@@ -14,18 +14,24 @@ def _run(capsys, argv):
     return code, [line for line in lines if not line.startswith("[audit-image]")]
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--target", "lenet"], "invalid choice"),
-    (["--data", "/no/such/folder"], "/no/such/folder does not exist"),
-    (["--model", "x.pt"], "architecture"),
-    (["--epochs", "0"], "'epochs' must be a positive integer"),
-    (["--gan-threads", "0"], "'gan_threads' must be a positive integer or null"),
-    (["--target", "ccexam-mnist", "--data", "digits"], "must be 'mnist' for the ccexam-mnist target"),
-    (["--non-members", "somewhere"], "needs `model` too"),
-    (["--bogus"], "unrecognized arguments"),
-    (["--device", "tpu"], "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    (["--device", "cuda:7"], "device cuda:7 was asked for"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--target", "lenet"], "invalid choice"),
+        (["--data", "/no/such/folder"], "/no/such/folder does not exist"),
+        (["--model", "x.pt"], "architecture"),
+        (["--epochs", "0"], "'epochs' must be a positive integer"),
+        (["--gan-threads", "0"], "'gan_threads' must be a positive integer or null"),
+        (
+            ["--target", "ccexam-mnist", "--data", "digits"],
+            "must be 'mnist' for the ccexam-mnist target",
+        ),
+        (["--non-members", "somewhere"], "needs `model` too"),
+        (["--bogus"], "unrecognized arguments"),
+        (["--device", "tpu"], "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        (["--device", "cuda:7"], "device cuda:7 was asked for"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
     code, err = _run(capsys, argv)
     assert code == 2
@@ -36,7 +42,11 @@ def test_bad_config_files(capsys, tmp_path):
     unknown = tmp_path / "a.yaml"
     unknown.write_text("gan_stepz: 3\n")
     code, err = _run(capsys, ["--config", str(unknown)])
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: the config has an unknown field 'gan_stepz'")
+    assert (
+        code == 2
+        and len(err) == 1
+        and err[0].startswith("error: the config has an unknown field 'gan_stepz'")
+    )
     broken = tmp_path / "b.yaml"
     broken.write_text("a: [1,\n")
     code, err = _run(capsys, ["--config", str(broken)])
@@ -48,8 +58,19 @@ def test_corrupt_and_mismatched_checkpoints(capsys, tmp_path):
     small.write_text("data: digits\ngenerator_images: 300\naudit_members: 300\n")
     corrupt = tmp_path / "bad.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    code, err = _run(capsys, ["--config", str(small), "--model", str(corrupt), "--architecture", "cnn",
-                              "--out", str(tmp_path / "r")])
+    code, err = _run(
+        capsys,
+        [
+            "--config",
+            str(small),
+            "--model",
+            str(corrupt),
+            "--architecture",
+            "cnn",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert code == 2 and len(err) == 1 and "not a readable torch file" in err[0], err
 
     import torch
@@ -57,9 +78,24 @@ def test_corrupt_and_mismatched_checkpoints(capsys, tmp_path):
 
     other = tmp_path / "vit.pt"
     torch.save(build_model("vit", 1, 10, 8).state_dict(), other)
-    code, err = _run(capsys, ["--config", str(small), "--model", str(other), "--architecture", "cnn",
-                              "--out", str(tmp_path / "r")])
-    assert code == 2 and len(err) == 1 and "does not match the cnn architecture: keys missing" in err[0], err
+    code, err = _run(
+        capsys,
+        [
+            "--config",
+            str(small),
+            "--model",
+            str(other),
+            "--architecture",
+            "cnn",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert (
+        code == 2
+        and len(err) == 1
+        and "does not match the cnn architecture: keys missing" in err[0]
+    ), err
     assert "expected keys: " in err[0]
 
 
@@ -84,7 +120,9 @@ def test_dataset_too_small_for_the_splits(capsys, tmp_path):
     for cls in ("a", "b"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+            Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(
+                tmp_path / "imgs" / cls / f"{i}.png"
+            )
     code, err = _run(capsys, ["--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "r")])
     assert code == 2 and len(err) == 1 and "is too small" in err[0] and "12 examples" in err[0], err
     assert not (tmp_path / "r" / "report.json").exists()
@@ -96,7 +134,8 @@ UNWRITABLE_ERROR = f"error: output directory {UNWRITABLE} cannot be created or w
 
 
 @pytest.mark.parametrize(
-    "argv", [["--data", "digits"], ["reconstruct", "--data", "digits"], ["invert", "--private", "digits"]]
+    "argv",
+    [["--data", "digits"], ["reconstruct", "--data", "digits"], ["invert", "--private", "digits"]],
 )
 def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
     assert main([*argv, "--out", UNWRITABLE]) == 2

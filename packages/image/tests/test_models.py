@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from privaudit.image.models import ARCHITECTURES, build_model, ccexam_mnist
 
 
-@pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a not in ("ccexam-mnist", "wrn28-10")])
+@pytest.mark.parametrize(
+    "architecture", [a for a in ARCHITECTURES if a not in ("ccexam-mnist", "wrn28-10")]
+)
 @settings(max_examples=3, deadline=None)
 @given(size=st.sampled_from([8, 16, 28]), batch=st.integers(2, 5), seed=st.integers(0, 2**16))
 def test_each_example_is_classified_independently_of_its_batch(architecture, size, batch, seed):
@@ -21,7 +23,7 @@ def test_each_example_is_classified_independently_of_its_batch(architecture, siz
     x = torch.rand(batch, 1, size, size) * 2 - 1
     with torch.no_grad():
         together = model(x)
-        alone = torch.cat([model(x[i:i + 1]) for i in range(batch)])
+        alone = torch.cat([model(x[i : i + 1]) for i in range(batch)])
         shuffled = model(x.flip(0)).flip(0)
     assert together.shape == (batch, 10) and torch.isfinite(together).all()
     torch.testing.assert_close(alone, together, rtol=1e-4, atol=1e-5)
@@ -32,7 +34,9 @@ def test_each_example_is_classified_independently_of_its_batch(architecture, siz
 def test_dp_targets_pass_privaudit_dp_validation(architecture):
     from privaudit.dp.validate import validate
 
-    validate(build_model(architecture, 1, 10, 28))  # raises on BatchNorm and other DP-breaking layers
+    validate(
+        build_model(architecture, 1, 10, 28)
+    )  # raises on BatchNorm and other DP-breaking layers
 
 
 def test_ccexam_mnist_classifies_the_mnist_subset():

@@ -24,7 +24,7 @@ def test_upfirdn2d_reference_matches_scipy_convolution():
     got = ops.upfirdn2d_reference(x, f, padding=(2, 2, 1, 1))
     # padding (x0, x1, y0, y1) then a true convolution with f == scipy's full convolution, cropped
     full = convolve2d(x[0, 0].numpy(), f.numpy(), mode="full")
-    expected = full[1 - 1: 1 - 1 + got.shape[2], 2 - 2: 2 - 2 + got.shape[3]]
+    expected = full[1 - 1 : 1 - 1 + got.shape[2], 2 - 2 : 2 - 2 + got.shape[3]]
     np.testing.assert_allclose(got[0, 0].numpy(), expected, atol=1e-12)
 
 
@@ -47,12 +47,15 @@ def compiled():
 
 
 @pytest.mark.slow  # builds the C++ extension first
-@pytest.mark.parametrize("case", [
-    dict(up=2, down=1, padding=(2, 1, 2, 1), gain=4.0),
-    dict(up=1, down=2, padding=(1, 1, 1, 1), gain=1.0),
-    dict(up=1, down=1, padding=(-1, 2, 0, 3), gain=1.0),
-    dict(up=(2, 1), down=(1, 2), padding=(0, 3, 1, 2), gain=2.0, flip_filter=True),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(up=2, down=1, padding=(2, 1, 2, 1), gain=4.0),
+        dict(up=1, down=2, padding=(1, 1, 1, 1), gain=1.0),
+        dict(up=1, down=1, padding=(-1, 2, 0, 3), gain=1.0),
+        dict(up=(2, 1), down=(1, 2), padding=(0, 3, 1, 2), gain=2.0, flip_filter=True),
+    ],
+)
 def test_compiled_upfirdn2d_agrees_with_pytorch(compiled, case):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 7, 6, requires_grad=True)
@@ -85,7 +88,9 @@ def test_compiled_bias_act_agrees_with_pytorch(compiled, act, clamp):
 
 def test_failed_build_falls_back_to_pytorch(monkeypatch):
     saved = dict(ops._state)
-    monkeypatch.setattr(ops, "_state", {"wanted": False, "module": None, "tried": False, "error": None})
+    monkeypatch.setattr(
+        ops, "_state", {"wanted": False, "module": None, "tried": False, "error": None}
+    )
     from torch.utils import cpp_extension
 
     def no_compiler(*args, **kwargs):
@@ -96,8 +101,10 @@ def test_failed_build_falls_back_to_pytorch(monkeypatch):
         assert ops.use_compiled(True) == "PyTorch"
     assert "no C++ compiler" in ops.build_error()
     x = torch.randn(1, 2, 4, 4)
-    torch.testing.assert_close(ops.upsample2d(x, ops.setup_filter()),
-                               ops.upfirdn2d_reference(x, ops.setup_filter(), up=2, padding=(2, 1, 2, 1), gain=4))
+    torch.testing.assert_close(
+        ops.upsample2d(x, ops.setup_filter()),
+        ops.upfirdn2d_reference(x, ops.setup_filter(), up=2, padding=(2, 1, 2, 1), gain=4),
+    )
     assert saved  # the module state is restored by monkeypatch
 
 
@@ -124,23 +131,38 @@ def _r1_parameter_grads(warp, device="cpu"):
     """Gradient, with respect to a small critic's weights, of the R1 penalty taken through a warp."""
     x, grid = _warp_case(device)
     torch.manual_seed(1)
-    critic = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(),
-                                 torch.nn.Linear(4 * 36, 1)).double().to(device)
+    critic = (
+        torch.nn.Sequential(
+            torch.nn.Conv2d(2, 4, 3),
+            torch.nn.Softplus(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4 * 36, 1),
+        )
+        .double()
+        .to(device)
+    )
     (grad_x,) = torch.autograd.grad(critic(warp(x, grid)).sum(), x, create_graph=True)
     # the last bias does not change the input gradient: its gradient is zero
-    return torch.autograd.grad(grad_x.square().sum(), list(critic.parameters()), allow_unused=True,
-                               materialize_grads=True)
+    return torch.autograd.grad(
+        grad_x.square().sum(), list(critic.parameters()), allow_unused=True, materialize_grads=True
+    )
 
 
 def test_r1_through_the_warp_equals_pytorchs_on_the_cpu():
     def pytorch_warp(x, grid):
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    for ours, theirs in zip(_r1_parameter_grads(ops.grid_sample), _r1_parameter_grads(pytorch_warp), strict=True):
+    for ours, theirs in zip(
+        _r1_parameter_grads(ops.grid_sample), _r1_parameter_grads(pytorch_warp), strict=True
+    ):
         torch.testing.assert_close(ours, theirs)
 
 
 @pytest.mark.gpu
 def test_r1_through_the_warp_runs_on_cuda_and_equals_the_cpu():
-    for gpu, cpu in zip(_r1_parameter_grads(ops.grid_sample, "cuda"), _r1_parameter_grads(ops.grid_sample), strict=True):
+    for gpu, cpu in zip(
+        _r1_parameter_grads(ops.grid_sample, "cuda"),
+        _r1_parameter_grads(ops.grid_sample),
+        strict=True,
+    ):
         torch.testing.assert_close(gpu.cpu(), cpu)

@@ -20,12 +20,17 @@ def test_pipeline_runs_end_to_end_and_a_rerun_reuses_the_cache(tiny, capsys, mon
     run = config.out_dir
     assert {"c_lb", "eps_tilde", "columns"} <= set(report)
     assert set(report["columns"]) == {"baseline_pred", "mia_cnn_pred"}
-    assert report["n"] == 200 and 60 < report["members"] < 140  # each test slot real with probability 1/2
+    assert (
+        report["n"] == 200 and 60 < report["members"] < 140
+    )  # each test slot real with probability 1/2
     extra = report["extra"]
     q = extra["generator_quality"]
     assert q["frechet_distance"] > 0 and q["frechet_distance_real_vs_real"] > 0
     assert "trained on the generator's training images" in q["feature_space"]
-    assert extra["ground_truth"] is not None and set(extra["ground_truth"]["columns"]) == {"baseline_pred", "mia_cnn_pred"}
+    assert extra["ground_truth"] is not None and set(extra["ground_truth"]["columns"]) == {
+        "baseline_pred",
+        "mia_cnn_pred",
+    }
     html = open(f"{run}/report.html").read()
     assert "generator_samples.png" in html and "Fréchet distance" in html and "Ground truth" in html
     weak = report["verdict"]["generator_too_weak"]
@@ -67,8 +72,18 @@ def test_overfit_target_leaks_more_than_the_baseline(tiny):
     # baseline, reading the helper's. Against this tiny generator's images both attack networks
     # saturate (the image branch spots generated digits), so eps_tilde itself stays near 0 here;
     # see the package README.
-    config = tiny(generator_images=300, audit_members=600, non_members=400, target="vit", epochs=60, lr=3e-3,
-                  gan_steps=300, attack_epochs=15, helper_epochs=8, helper_architecture="cnn")
+    config = tiny(
+        generator_images=300,
+        audit_members=600,
+        non_members=400,
+        target="vit",
+        epochs=60,
+        lr=3e-3,
+        gan_steps=300,
+        attack_epochs=15,
+        helper_epochs=8,
+        helper_architecture="cnn",
+    )
     report = run_audit(config)
     target = report["extra"]["target"]
     assert target["member_accuracy"] == 1.0 and target["non_member_accuracy"] < 0.97
@@ -79,7 +94,9 @@ def test_overfit_target_leaks_more_than_the_baseline(tiny):
 
 
 def test_dp_target_trains_through_privaudit_dp(tiny):
-    config = tiny(epsilon=1.0, dp_epochs=2, dp_batch_size=128, gan_steps=20, attack_epochs=2, helper_epochs=2)
+    config = tiny(
+        epsilon=1.0, dp_epochs=2, dp_batch_size=128, gan_steps=20, attack_epochs=2, helper_epochs=2
+    )
     report = run_audit(config)
     target = report["extra"]["target"]
     assert target["target_epsilon"] == 1.0
@@ -93,8 +110,15 @@ def test_user_checkpoint_is_audited_with_its_non_members(tiny, tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
     torch.save(build_model("cnn", 1, 10, 8).state_dict(), path)
-    config = tiny(model=str(path), architecture="cnn", non_members=0, gan_steps=10, attack_epochs=2, helper_epochs=2,
-                  epochs=2)
+    config = tiny(
+        model=str(path),
+        architecture="cnn",
+        non_members=0,
+        gan_steps=10,
+        attack_epochs=2,
+        helper_epochs=2,
+        epochs=2,
+    )
     report = run_audit(config)
     assert report["extra"]["target"]["kind"] == "user checkpoint"
     assert "mia_model_pred" in report["columns"]
@@ -103,8 +127,15 @@ def test_user_checkpoint_is_audited_with_its_non_members(tiny, tmp_path):
 
 @pytest.mark.gpu
 def test_pipeline_runs_on_cuda(tiny):
-    config = tiny(device="cuda", epsilon=4.0, dp_epochs=2, dp_batch_size=128, gan_steps=30, attack_epochs=2,
-                  helper_epochs=2)
+    config = tiny(
+        device="cuda",
+        epsilon=4.0,
+        dp_epochs=2,
+        dp_batch_size=128,
+        gan_steps=30,
+        attack_epochs=2,
+        helper_epochs=2,
+    )
     report = run_audit(config)
     assert report["extra"]["generator_quality"]["device"] == "cuda"
     assert 0 < report["extra"]["target"]["spent_epsilon"] <= 4.0 + 1e-6

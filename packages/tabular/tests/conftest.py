@@ -12,8 +12,18 @@ def adult_slice_csv(tmp_path_factory):
 
 
 # Columns CTGAN learns in a few hundred steps, so the baseline is not already perfect.
-NOISY_COLUMNS = ["age", "workclass", "education", "marital-status", "occupation", "relationship", "race", "gender",
-                 "hours-per-week", "income"]
+NOISY_COLUMNS = [
+    "age",
+    "workclass",
+    "education",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "gender",
+    "hours-per-week",
+    "income",
+]
 
 
 @pytest.fixture(scope="session")

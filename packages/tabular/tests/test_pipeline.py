@@ -8,8 +8,19 @@ from privaudit.tabular.config import TabularAuditConfig
 
 pytestmark = pytest.mark.slow  # whole audits end to end: the full tier only
 
-TINY = dict(generator_rows=500, audit_members=1200, non_members=700, ctgan_epochs=5, epochs=5, helper_epochs=5,
-            hidden=(64, 64), overfit_hidden=(256, 256), overfit_epochs=150, classifier_iterations=60, seed=3)
+TINY = dict(
+    generator_rows=500,
+    audit_members=1200,
+    non_members=700,
+    ctgan_epochs=5,
+    epochs=5,
+    helper_epochs=5,
+    hidden=(64, 64),
+    overfit_hidden=(256, 256),
+    overfit_epochs=150,
+    classifier_iterations=60,
+    seed=3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +29,9 @@ def cache_dir(tmp_path_factory):
 
 
 def _config(adult_slice_csv, out, cache_dir, **changes):
-    return TabularAuditConfig(data=str(adult_slice_csv), out_dir=str(out), cache_dir=str(cache_dir), **{**TINY, **changes})
+    return TabularAuditConfig(
+        data=str(adult_slice_csv), out_dir=str(out), cache_dir=str(cache_dir), **{**TINY, **changes}
+    )
 
 
 def test_end_to_end_report_and_resume(adult_slice_csv, tmp_path, cache_dir):
@@ -29,13 +42,18 @@ def test_end_to_end_report_and_resume(adult_slice_csv, tmp_path, cache_dir):
     assert written["c_lb"] is not None
     assert (tmp_path / "mlp" / "report.html").stat().st_size > 1000
     assert 0 < written["extra"]["generator_quality"]["score"] <= 1
-    assert {s["column"] for s in written["extra"]["generator_quality"]["column_shapes"]} >= {"age", "workclass"}
+    assert {s["column"] for s in written["extra"]["generator_quality"]["column_shapes"]} >= {
+        "age",
+        "workclass",
+    }
     assert (tmp_path / "mlp" / "ground-truth" / "report.json").exists()
     assert written["n"] == report["n"] == 600  # test slots: half of the 1,200 audit members
     assert 250 < written["members"] < 350  # each slot is real with probability 1/2
     cached = {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
     again = run_audit(config)
-    assert {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == cached  # nothing retrained
+    assert {
+        p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()
+    } == cached  # nothing retrained
     assert again["eps_tilde"] == report["eps_tilde"]
     assert again["extra"]["cached_stages"]
     html = (tmp_path / "mlp" / "report.html").read_text()
@@ -49,15 +67,29 @@ def test_overfit_target_leaks_more_than_dp(noisy_adult_csv, tmp_path, cache_dir)
     # eps_tilde overfit -0.11-0.32 vs DP -0.33-0.52, ordered right on 3 seeds of 6: at this size the
     # audit's eps_tilde does not rank the two, so only the ground truth's ordering is asserted.
     generator = dict(ctgan_batch_size=100, ctgan_epochs=40)
-    overfit = run_audit(_config(noisy_adult_csv, tmp_path / "overfit", cache_dir, target="overfit", **generator))
-    private = run_audit(_config(noisy_adult_csv, tmp_path / "dp", cache_dir, target="dp", epsilon=1.0, **generator))
+    overfit = run_audit(
+        _config(noisy_adult_csv, tmp_path / "overfit", cache_dir, target="overfit", **generator)
+    )
+    private = run_audit(
+        _config(noisy_adult_csv, tmp_path / "dp", cache_dir, target="dp", epsilon=1.0, **generator)
+    )
     assert private["extra"]["target"]["spent_epsilon"] <= 1.0 + 1e-6
-    assert overfit["columns"]["baseline_pred"]["auc"] < 0.95  # the generator leaves room for the attack
+    assert (
+        overfit["columns"]["baseline_pred"]["auc"] < 0.95
+    )  # the generator leaves room for the attack
     gt_overfit = overfit["extra"]["ground_truth"]["columns"]["mia_overfit_pred"]["auc"]
     gt_private = private["extra"]["ground_truth"]["columns"]["mia_dp_pred"]["auc"]
     assert gt_overfit > gt_private + 0.1
     # the DP target's spend is in the HTML; the audit ran at its delta, and config.json says so
-    assert f"spent ε = {private['extra']['target']['spent_epsilon']:.3f}" in (tmp_path / "dp" / "report.html").read_text()
+    assert (
+        f"spent ε = {private['extra']['target']['spent_epsilon']:.3f}"
+        in (tmp_path / "dp" / "report.html").read_text()
+    )
     saved_config = json.loads((tmp_path / "dp" / "config.json").read_text())
-    assert saved_config["audit"]["delta"] == private["delta"] == private["extra"]["target"]["delta"] == saved_config["delta"]
+    assert (
+        saved_config["audit"]["delta"]
+        == private["delta"]
+        == private["extra"]["target"]["delta"]
+        == saved_config["delta"]
+    )
     assert overfit["delta"] == 0.0 and overfit["verdict"]["ground_truth"].startswith("Ground truth")

@@ -17,8 +17,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-TINY = dict(generator_rows=500, audit_members=1000, ctgan_epochs=5, helper_epochs=5, hidden=[32],
-            classifier_iterations=60, seed=3)
+TINY = dict(
+    generator_rows=500,
+    audit_members=1000,
+    ctgan_epochs=5,
+    helper_epochs=5,
+    hidden=[32],
+    classifier_iterations=60,
+    seed=3,
+)
 
 
 def _audit(tmp_path, capsys, train, held, model, *extra):
@@ -28,8 +35,23 @@ def _audit(tmp_path, capsys, train, held, model, *extra):
     train.to_csv(train_csv, index=False)
     held.to_csv(held_csv, index=False)
     out = tmp_path / "run"
-    code = main(["--config", str(config), "--data", str(train_csv), "--label", "income", "--model", str(model),
-                 "--non-members", str(held_csv), "--out", str(out), *extra])
+    code = main(
+        [
+            "--config",
+            str(config),
+            "--data",
+            str(train_csv),
+            "--label",
+            "income",
+            "--model",
+            str(model),
+            "--non-members",
+            str(held_csv),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
     printed = capsys.readouterr().out.strip().splitlines()
     assert code == 0
     assert printed[-1] == f"report: {out / 'report.html'}"
@@ -39,10 +61,17 @@ def _audit(tmp_path, capsys, train, held, model, *extra):
 def test_user_sklearn_estimator(adult_slice_csv, tmp_path, capsys):
     frame = pd.read_csv(adult_slice_csv)
     train, held = frame.iloc[:1500], frame.iloc[1500:]
-    categorical = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and c != "income"]
+    categorical = [
+        c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]) and c != "income"
+    ]
     numerical = [c for c in frame.columns if c not in categorical and c != "income"]
     estimator = make_pipeline(
-        ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), categorical), ("n", StandardScaler(), numerical)]),
+        ColumnTransformer(
+            [
+                ("c", OneHotEncoder(handle_unknown="ignore"), categorical),
+                ("n", StandardScaler(), numerical),
+            ]
+        ),
         LogisticRegression(max_iter=500),
     ).fit(train.drop(columns="income"), train["income"])
     path = tmp_path / "clf.skops"

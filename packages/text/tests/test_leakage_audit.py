@@ -8,17 +8,38 @@ from privaudit.core.config import load_config
 from privaudit.text.audit import run_audit
 from privaudit.text.config import TextAuditConfig
 
-SMALL = {"pretrain_texts": 800, "generator_examples": 200, "audit_members": 200, "non_members": 200,
-         "pretrain_epochs": 2, "generator_epochs": 3, "helper_epochs": 3, "feature_epochs": 10, "joint_epochs": 2,
-         "block": 32, "vocab": 512, "layers": 2, "width": 48}
+SMALL = {
+    "pretrain_texts": 800,
+    "generator_examples": 200,
+    "audit_members": 200,
+    "non_members": 200,
+    "pretrain_epochs": 2,
+    "generator_epochs": 3,
+    "helper_epochs": 3,
+    "feature_epochs": 10,
+    "joint_epochs": 2,
+    "block": 32,
+    "vocab": 512,
+    "layers": 2,
+    "width": 48,
+}
 
 
 @pytest.mark.slow
 def test_ten_epochs_leak_more_than_one(tmp_path):
     reports = {}
     for epochs in (1, 10):
-        config = load_config(TextAuditConfig, None, [], {**SMALL, "epochs": epochs, "out_dir": str(tmp_path / f"e{epochs}"),
-                                                          "cache_dir": str(tmp_path / "cache")})
+        config = load_config(
+            TextAuditConfig,
+            None,
+            [],
+            {
+                **SMALL,
+                "epochs": epochs,
+                "out_dir": str(tmp_path / f"e{epochs}"),
+                "cache_dir": str(tmp_path / "cache"),
+            },
+        )
         reports[epochs] = run_audit(config)
     mia = {e: next(k for k in r["eps_tilde"] if k.startswith("mia_")) for e, r in reports.items()}
     assert reports[10]["eps_tilde"][mia[10]] > reports[1]["eps_tilde"][mia[1]] + 0.2

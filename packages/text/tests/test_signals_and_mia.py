@@ -41,8 +41,12 @@ def test_signals_equal_a_hand_computation_from_logits(tiny):
         sigma = np.sqrt((p * (log_p.numpy() - mu[:, None]) ** 2).sum(-1))
         np.testing.assert_allclose(signals.token_mean[row, :n], mu, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(signals.token_std[row, :n], sigma, rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(signals.hidden[row], out.hidden_states[-1][0].double().mean(0).numpy(),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            signals.hidden[row],
+            out.hidden_states[-1][0].double().mean(0).numpy(),
+            rtol=1e-4,
+            atol=1e-5,
+        )
 
 
 def _fixed_signals():
@@ -55,11 +59,24 @@ def _fixed_signals():
 
 def test_min_k_plus_and_zlib_equal_their_definitions_on_a_fixed_text():
     signals = _fixed_signals()
-    texts = ["We the people of the United States, in order to form a more perfect union.",
-             "Fellow-Citizens of the Senate and of the House of Representatives"]
+    texts = [
+        "We the people of the United States, in order to form a more perfect union.",
+        "Fellow-Citizens of the Senate and of the House of Representatives",
+    ]
     # min-k%++ (k = 20 %): z_t = (log p - mu) / sigma, mean of the ceil(0.2 n) smallest
-    z0 = sorted([(-0.5 + 1) / 0.5, (-3 + 2) / 1, (-1 + 1.5) / 0.5, (-0.2 + 0.5) / 0.25, (-6 + 3) / 2])
-    z1 = sorted([(-2 + 1) / 1, (-0.1 + 1) / 0.5, (-0.3 + 1) / 2, (-4 + 1) / 1, (-1.5 + 1) / 0.5, (-0.7 + 1) / 1])
+    z0 = sorted(
+        [(-0.5 + 1) / 0.5, (-3 + 2) / 1, (-1 + 1.5) / 0.5, (-0.2 + 0.5) / 0.25, (-6 + 3) / 2]
+    )
+    z1 = sorted(
+        [
+            (-2 + 1) / 1,
+            (-0.1 + 1) / 0.5,
+            (-0.3 + 1) / 2,
+            (-4 + 1) / 1,
+            (-1.5 + 1) / 0.5,
+            (-0.7 + 1) / 1,
+        ]
+    )
     expected = [np.mean(z0[: math.ceil(0.2 * 5)]), np.mean(z1[: math.ceil(0.2 * 6)])]
     np.testing.assert_allclose(mia.min_k_plus_score(signals), expected)
     # min-k% prob: the same over log p
@@ -69,8 +86,16 @@ def test_min_k_plus_and_zlib_equal_their_definitions_on_a_fixed_text():
         nll = -np.nanmean(signals.token_logprob[row])
         want = -nll / len(zlib.compress(text.encode("utf-8")))
         assert mia.zlib_score(signals, texts)[row] == pytest.approx(want)
-    other = TextSignals(signals.loss + 0.25, signals.probability, signals.confidence, None, signals.token_logprob,
-                        signals.token_mean, signals.token_std, signals.hidden)
+    other = TextSignals(
+        signals.loss + 0.25,
+        signals.probability,
+        signals.confidence,
+        None,
+        signals.token_logprob,
+        signals.token_mean,
+        signals.token_std,
+        signals.hidden,
+    )
     np.testing.assert_allclose(mia.reference_score(signals, other), [0.25, 0.25])
     np.testing.assert_allclose(mia.loss_score(signals), -signals.loss[:, 0])
 
@@ -78,8 +103,18 @@ def test_min_k_plus_and_zlib_equal_their_definitions_on_a_fixed_text():
 def test_text_signals_take_and_concat_pad_tokens():
     a = _fixed_signals()
     b = a.take([1])
-    both = b.concat(TextSignals(a.loss[:1], a.probability[:1], a.confidence[:1], None, a.token_logprob[:1, :3],
-                                a.token_mean[:1, :3], a.token_std[:1, :3], a.hidden[:1]))
+    both = b.concat(
+        TextSignals(
+            a.loss[:1],
+            a.probability[:1],
+            a.confidence[:1],
+            None,
+            a.token_logprob[:1, :3],
+            a.token_mean[:1, :3],
+            a.token_std[:1, :3],
+            a.hidden[:1],
+        )
+    )
     assert both.token_logprob.shape == (2, 6) and np.isnan(both.token_logprob[1, 3:]).all()
     assert both.loss[0, 0] == a.loss[1, 0]
 

@@ -36,17 +36,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise InputError(f"model checkpoint {path} is readable but not a state dict of named tensors.")
+        raise InputError(
+            f"model checkpoint {path} is readable but not a state dict of named tensors."
+        )
     return state
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, architecture: str) -> nn.Module:
+def load_into(
+    model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, architecture: str
+) -> nn.Module:
     """`model` with `state` loaded; a key or shape mismatch names the keys and the expected ones."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        parts = [f"missing {_names(missing)}" if missing else "", f"unexpected {_names(unexpected)}" if unexpected else ""]
+        parts = [
+            f"missing {_names(missing)}" if missing else "",
+            f"unexpected {_names(unexpected)}" if unexpected else "",
+        ]
         raise InputError(
             f"model checkpoint {path} does not match the {architecture} architecture: keys "
             f"{'; '.join(p for p in parts if p)} (expected keys: {_names(expected)})."

@@ -23,8 +23,13 @@ def _parser() -> argparse.ArgumentParser:
         "--config", help="YAML run config (defaults: small CNN on the embedded MNIST subset)"
     )
     mia.add_argument("--out", default="runs/attacks-mia", help="run directory (reused to resume)")
-    mia.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a config field, e.g. references.count=4 (repeatable)")
+    mia.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. references.count=4 (repeatable)",
+    )
     mia.add_argument(
         "--ray",
         metavar="ADDRESS",
@@ -36,8 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     one_run = commands.add_parser("one-run", help="one-run DP audit with canaries")
     one_run.add_argument("--config", help="YAML run config")
     one_run.add_argument("--out", default="runs/attacks-one-run", help="run directory")
-    one_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                         help="override a config field, e.g. canaries.count=200 (repeatable)")
+    one_run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. canaries.count=200 (repeatable)",
+    )
     one_run.add_argument("--dp", action="store_true", help="train with DP-SGD at dp.target_epsilon")
     one_run.add_argument("--quiet", action="store_true", help="no progress bars")
     one_run.add_argument("--threads", type=int, default=1, help=THREADS_HELP)

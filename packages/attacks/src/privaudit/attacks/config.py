@@ -67,7 +67,9 @@ class AttackSpec:
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, Mapping) or "name" not in item:
-            raise InputError(f"config field {path!r} must be an attack name or a mapping with a 'name'.")
+            raise InputError(
+                f"config field {path!r} must be an attack name or a mapping with a 'name'."
+            )
         params = {k: v for k, v in item.items() if k not in ("name", "label")}
         return cls(item["name"], params, item.get("label"))
 

@@ -20,7 +20,9 @@ def packaged_file(distribution: str, relative_path: str) -> Path:
     try:
         files = metadata.files(distribution) or []
     except metadata.PackageNotFoundError as exc:
-        raise InputError(f"the package {distribution!r} that ships {relative_path} is not installed.") from exc
+        raise InputError(
+            f"the package {distribution!r} that ships {relative_path} is not installed."
+        ) from exc
     for file in files:
         if str(file).replace("\\", "/") == relative_path:
             return Path(file.locate())

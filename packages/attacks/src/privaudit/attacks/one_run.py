@@ -38,11 +38,20 @@ def make_canaries(labels: torch.Tensor, kind: str, num_classes: int, seed: int) 
 
 def train_private(model: nn.Module, inputs, labels, config: TrainConfig, dp, seed: int) -> dict:
     """DP-SGD with privaudit-dp at dp.target_epsilon (SGD with momentum); returns the DP record."""
-    privacy = PrivacySettings(dp.target_epsilon, dp.delta, dp.max_grad_norm, reproducible_noise=dp.reproducible_noise)
-    result = train(model, torch.utils.data.TensorDataset(inputs, labels),
-                   lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]),
-                   optimizer=lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
-                   epochs=config.epochs, batch_size=config.batch_size, seed=seed, privacy=privacy, progress=False)
+    privacy = PrivacySettings(
+        dp.target_epsilon, dp.delta, dp.max_grad_norm, reproducible_noise=dp.reproducible_noise
+    )
+    result = train(
+        model,
+        torch.utils.data.TensorDataset(inputs, labels),
+        lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]),
+        optimizer=lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=seed,
+        privacy=privacy,
+        progress=False,
+    )
     return result.privacy
 
 
@@ -97,8 +106,15 @@ def run_one_run(config: OneRunConfig, out_dir: str | Path, *, progress: bool = T
         f"{audit['k_minus']} lowest: {audit['v']} of {audit['r']} right, m = {audit['m']} canaries, "
         f"δ = {delta:g}, α = {config.alpha:g} over {audit['pairs_tested']} (IN, OUT) sizes",
     }
-    dp = None if privacy is None else {"spent_epsilon": privacy["epsilon_spent"],
-                                       "target_epsilon": privacy["target_epsilon"], "delta": privacy["delta"]}
+    dp = (
+        None
+        if privacy is None
+        else {
+            "spent_epsilon": privacy["epsilon_spent"],
+            "target_epsilon": privacy["target_epsilon"],
+            "delta": privacy["delta"],
+        }
+    )
     return write_report(
         scores, out_dir, baseline=None, alpha=config.alpha, delta=delta, member_prior=0.5,  # canaries in w.p. 1/2
         title="privaudit attacks: one-run DP audit" + (" (DP-SGD training)" if privacy else " (non-private training)"),

@@ -155,7 +155,9 @@ def train_reference_models(
 
     if ray_address is not None:
         gpus = 1 if torch.device(device).type == "cuda" else 0
-        results = ray_map(ray_address, _train_group, [arguments(group) for group in groups], gpus=gpus)
+        results = ray_map(
+            ray_address, _train_group, [arguments(group) for group in groups], gpus=gpus
+        )
     else:
         results = (_train_group(*arguments(group)) for group in groups)
     with tqdm(

@@ -52,11 +52,19 @@ class Signals:
     def from_probabilities(cls, probability: np.ndarray) -> Signals:
         """Signals from the true-class probability [N] of a model that gives no logits."""
         p = np.clip(np.asarray(probability, dtype=np.float64), 1e-300, 1.0)[:, None]
-        return cls(loss=-np.log(p), probability=p, confidence=np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16)))
+        return cls(
+            loss=-np.log(p),
+            probability=p,
+            confidence=np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16)),
+        )
 
     def _map(self, function) -> Signals:
-        return Signals(*(None if a is None else function(a) for a in (self.loss, self.probability,
-                                                                      self.confidence, self.correct)))
+        return Signals(
+            *(
+                None if a is None else function(a)
+                for a in (self.loss, self.probability, self.confidence, self.correct)
+            )
+        )
 
     def take(self, indices) -> Signals:
         """The signals of the examples at `indices` (the example axis is the second to last)."""
@@ -64,9 +72,14 @@ class Signals:
 
     def concat(self, other: Signals) -> Signals:
         """These examples followed by `other`'s."""
-        pairs = zip((self.loss, self.probability, self.confidence, self.correct),
-                    (other.loss, other.probability, other.confidence, other.correct), strict=True)
-        return Signals(*(None if a is None or b is None else np.concatenate([a, b], axis=-2) for a, b in pairs))
+        pairs = zip(
+            (self.loss, self.probability, self.confidence, self.correct),
+            (other.loss, other.probability, other.confidence, other.correct),
+            strict=True,
+        )
+        return Signals(
+            *(None if a is None or b is None else np.concatenate([a, b], axis=-2) for a, b in pairs)
+        )
 
     @classmethod
     def stack(cls, items: list[Signals]) -> Signals:

@@ -55,14 +55,22 @@ class SklearnTarget:
     def signals(self, inputs, labels) -> Signals:
         try:
             proba = np.asarray(self.estimator.predict_proba(inputs), dtype=np.float64)
-        except Exception as exc:  # the user's estimator: any failure means it does not fit the inputs
+        except (
+            Exception
+        ) as exc:  # the user's estimator: any failure means it does not fit the inputs
             detail = str(exc).splitlines()[0] if str(exc) else "no message"
-            raise InputError(f"{self.describe} cannot score these inputs ({type(exc).__name__}: {detail}).") from exc
+            raise InputError(
+                f"{self.describe} cannot score these inputs ({type(exc).__name__}: {detail})."
+            ) from exc
         column = {str(c): i for i, c in enumerate(self.estimator.classes_)}
         picked = proba[np.arange(len(proba)), [column[str(label)] for label in labels]]
         signals = Signals.from_probabilities(np.clip(picked, 1e-12, 1.0))
-        return Signals(signals.loss, signals.probability, signals.confidence,
-                       correct=(proba.argmax(1) == [column[str(label)] for label in labels])[:, None])
+        return Signals(
+            signals.loss,
+            signals.probability,
+            signals.confidence,
+            correct=(proba.argmax(1) == [column[str(label)] for label in labels])[:, None],
+        )
 
 
 class CausalLMTarget:

@@ -58,7 +58,9 @@ def optional(check: Check) -> Check:
     return Check(lambda v: v is None or check.test(v), f"{check.description} or null")
 
 
-def setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, doc: str = "") -> Any:
+def setting(
+    default: Any = dataclasses.MISSING, *, check: Check | None = None, doc: str = ""
+) -> Any:
     """A config field with a default, an optional declared check and a one-line description."""
     return dataclasses.field(default=default, metadata={"check": check, "doc": doc})
 
@@ -108,13 +110,19 @@ def from_mapping(cls: type[C], values: Mapping, path: str = "") -> C:
     tuples and ints to floats where the field says so; problems name the field's dotted path."""
     where = f"config field {path!r}" if path else "the config"
     if not isinstance(values, Mapping):
-        raise InputError(f"{where} must be a mapping of field names to values, got {type(values).__name__}.")
+        raise InputError(
+            f"{where} must be a mapping of field names to values, got {type(values).__name__}."
+        )
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     for name in values:
         if name not in known:
-            raise InputError(f"{where} has an unknown field {_join(path, name)!r}; known: {', '.join(known)}.")
-    kwargs = {name: _convert(hints[name], value, _join(path, name)) for name, value in values.items()}
+            raise InputError(
+                f"{where} has an unknown field {_join(path, name)!r}; known: {', '.join(known)}."
+            )
+    kwargs = {
+        name: _convert(hints[name], value, _join(path, name)) for name, value in values.items()
+    }
     try:
         return cls(**kwargs)
     except FieldError as exc:
@@ -153,18 +161,27 @@ def _convert(hint, value, path: str):
                 errors.append(exc)
         if len(options) == 1:
             raise errors[0]
-        raise InputError(f"config field {path!r} must be {' or '.join(map(_type_name, args))}, got {plain(value)}.")
+        raise InputError(
+            f"config field {path!r} must be {' or '.join(map(_type_name, args))}, got {plain(value)}."
+        )
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise InputError(f"config field {path!r} must be a list, got {plain(value)}.")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
         if len(args) != len(value):
-            raise InputError(f"config field {path!r} must be a list of {len(args)} values, got {plain(value)}.")
-        return tuple(_convert(a, item, f"{path}[{i}]") for i, (a, item) in enumerate(zip(args, value, strict=True)))
+            raise InputError(
+                f"config field {path!r} must be a list of {len(args)} values, got {plain(value)}."
+            )
+        return tuple(
+            _convert(a, item, f"{path}[{i}]")
+            for i, (a, item) in enumerate(zip(args, value, strict=True))
+        )
     if origin is typing.Literal:
         if value not in args:
-            raise InputError(f"config field {path!r} must be one of {', '.join(map(str, args))}, got {plain(value)}.")
+            raise InputError(
+                f"config field {path!r} must be one of {', '.join(map(str, args))}, got {plain(value)}."
+            )
         return value
     if hint is typing.Any or origin in (dict, Mapping) or hint in (dict, Mapping):
         return value
@@ -183,9 +200,13 @@ def read_yaml_mapping(path: str | Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise InputError(f"config file {path} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
+        raise InputError(
+            f"config file {path} cannot be read ({exc.strerror or type(exc).__name__})."
+        ) from exc
     except yaml.YAMLError as exc:
-        raise InputError(f"config file {path} is not readable YAML ({str(exc).splitlines()[0]}).") from exc
+        raise InputError(
+            f"config file {path} is not readable YAML ({str(exc).splitlines()[0]})."
+        ) from exc
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -215,8 +236,12 @@ def apply_override(values: dict, override: str) -> None:
     _set_path(values, key, value, f"--set {override!r}")
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = (),
-                flags: Mapping[str, Any] | None = None) -> C:
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    flags: Mapping[str, Any] | None = None,
+) -> C:
     """`cls` from the YAML file `path` (defaults where None), then `flags` (dotted field path ->
     value; None means not given), then each `--set` override."""
     values = read_yaml_mapping(path) if path is not None else {}
@@ -231,8 +256,14 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
 def add_config_arguments(parser: CliParser, example: str) -> None:
     """--config FILE and repeatable --set FIELD=VALUE, as every CLI takes them."""
     parser.add_argument("--config", help="YAML file of config fields (flags and --set override it)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
-                        help=f"override any config field, e.g. {example} (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        dest="overrides",
+        help=f"override any config field, e.g. {example} (repeatable)",
+    )
 
 
 def _flag_type(hint):
@@ -263,14 +294,24 @@ def add_config_flags(parser, cls: type, *, skip: Sequence[str] = ()) -> dict[str
         described = (doc + shown) if doc else shown.strip(" ()")
         dest = f"config_{field.name}"
         if hints[field.name] is bool:
-            parser.add_argument(flag, dest=dest, action="store_const", const=True, default=None, help=described)
+            parser.add_argument(
+                flag, dest=dest, action="store_const", const=True, default=None, help=described
+            )
         else:
-            parser.add_argument(flag, dest=dest, type=_flag_type(hints[field.name]), default=None,
-                                metavar=field.name.upper(), help=described)
+            parser.add_argument(
+                flag,
+                dest=dest,
+                type=_flag_type(hints[field.name]),
+                default=None,
+                metavar=field.name.upper(),
+                help=described,
+            )
         dests[dest] = field.name
     return dests
 
 
 def flag_values(args, dests: Mapping[str, str]) -> dict[str, Any]:
     """The fields given on the command line (flags left out are not in the mapping)."""
-    return {name: getattr(args, dest) for dest, name in dests.items() if getattr(args, dest) is not None}
+    return {
+        name: getattr(args, dest) for dest, name in dests.items() if getattr(args, dest) is not None
+    }

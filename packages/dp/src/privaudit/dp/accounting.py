@@ -17,7 +17,9 @@ def make_accountant(kind: str):
     return {"rdp": RDPAccountant, "prv": PRVAccountant}[kind]()
 
 
-def check_privacy_parameters(sample_rate: float, steps: int | None = None, delta: float | None = None) -> None:
+def check_privacy_parameters(
+    sample_rate: float, steps: int | None = None, delta: float | None = None
+) -> None:
     if not 0 < sample_rate <= 1:
         raise DPError(f"the sampling rate must be in (0, 1], got {sample_rate}.")
     if steps is not None and steps < 1:
@@ -26,7 +28,9 @@ def check_privacy_parameters(sample_rate: float, steps: int | None = None, delta
         raise DPError(f"delta must be in (0, 1), got {delta}.")
 
 
-def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp") -> float:
+def epsilon_spent(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
+) -> float:
     """Epsilon of `steps` Poisson-subsampled Gaussian steps at (noise_multiplier, sample_rate)."""
     check_privacy_parameters(sample_rate, steps, delta)
     if not noise_multiplier > 0:
@@ -36,7 +40,9 @@ def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta
     return float(acc.get_epsilon(delta))
 
 
-def noise_for_epsilon(target_epsilon: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp") -> float:
+def noise_for_epsilon(
+    target_epsilon: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
+) -> float:
     """The smallest noise multiplier (to Opacus' search tolerance) that keeps epsilon <= target."""
     check_privacy_parameters(sample_rate, steps, delta)
     if not target_epsilon > 0:
@@ -48,9 +54,16 @@ def noise_for_epsilon(target_epsilon: float, sample_rate: float, steps: int, del
         with warnings.catch_warnings():
             # the search passes through tiny noise levels whose best RDP order is the largest one
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-            return float(get_noise_multiplier(
-                target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
-                steps=steps, accountant=accountant,
-            ))
+            return float(
+                get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=delta,
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    accountant=accountant,
+                )
+            )
     except ValueError as exc:
-        raise DPError(f"no noise level reaches epsilon {target_epsilon} at delta {delta} in {steps} steps ({exc}).") from exc
+        raise DPError(
+            f"no noise level reaches epsilon {target_epsilon} at delta {delta} in {steps} steps ({exc})."
+        ) from exc

@@ -12,8 +12,10 @@ from importlib.metadata import entry_points
 TASK_GROUP = "privaudit.dp_train"
 
 
-NO_TASKS = ("dp-train has no training tasks installed: pip install privaudit-image (image classifiers) "
-            "or privaudit-text (gpt2).")
+NO_TASKS = (
+    "dp-train has no training tasks installed: pip install privaudit-image (image classifiers) "
+    "or privaudit-text (gpt2)."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

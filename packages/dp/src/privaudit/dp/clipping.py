@@ -6,7 +6,9 @@ from torch import Tensor
 CLIPPING_KINDS = ("abadi", "automatic")
 
 
-def clip_factors(norms: Tensor, max_norm: float, kind: str = "abadi", gamma: float = 0.01) -> Tensor:
+def clip_factors(
+    norms: Tensor, max_norm: float, kind: str = "abadi", gamma: float = 0.01
+) -> Tensor:
     """Factor c_i so that c_i * g_i has norm at most max_norm (automatic: strictly below it)."""
     if kind == "abadi":
         return (max_norm / (norms + 1e-6)).clamp(max=1.0)
@@ -22,6 +24,3 @@ def check_clipping(kind: str, max_norm: float, gamma: float) -> None:
         raise DPError(f"max_grad_norm must be positive, got {max_norm}.")
     if kind == "automatic" and not gamma > 0:
         raise DPError(f"the automatic clipping stabiliser gamma must be positive, got {gamma}.")
-
-
-

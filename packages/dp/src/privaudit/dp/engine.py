@@ -56,7 +56,9 @@ class PerSampleClipper:
         if mode not in MODES:
             raise DPError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         if mode == "two_pass" and per_layer:
-            raise DPError("per-layer clipping needs the book-keeping mode: one reweighted loss cannot carry a factor per layer.")
+            raise DPError(
+                "per-layer clipping needs the book-keeping mode: one reweighted loss cannot carry a factor per layer."
+            )
         self.module = module
         self.max_grad_norm = float(max_grad_norm)
         self.clipping = clipping
@@ -67,7 +69,9 @@ class PerSampleClipper:
         self.kernels = kernels
         self._kernels_on: dict[torch.device, str] = {}  # kernels resolved per device
         self.layer_params = layer_parameters(module)
-        self.params = list(dict.fromkeys(p for ps in self.layer_params.values() for p in ps.values()))
+        self.params = list(
+            dict.fromkeys(p for ps in self.layer_params.values() for p in ps.values())
+        )
         if not self.params:
             raise DPError("the model has no trainable parameters.")
         owners = defaultdict(list)
@@ -77,7 +81,9 @@ class PerSampleClipper:
         self.tied = {p for p, ms in owners.items() if len(ms) > 1}
         self._owner = {p: ms[0] for p, ms in owners.items()}
         if per_layer and self.tied:
-            raise DPError("per-layer clipping cannot split a parameter shared between layers; use flat clipping.")
+            raise DPError(
+                "per-layer clipping cannot split a parameter shared between layers; use flat clipping."
+            )
         self.calls: list[LayerCall] = []
         self.exposed: set[nn.Parameter] = set()
         self._uses: dict[nn.Parameter, int] = defaultdict(int)
@@ -85,7 +91,9 @@ class PerSampleClipper:
         self._hidden: dict[nn.Module, list[nn.Parameter]] = {}
         self._handles = []
         for m in self.layer_params:
-            self._handles.append(m.register_forward_pre_hook(self._before_forward, with_kwargs=True))
+            self._handles.append(
+                m.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+            )
             self._handles.append(m.register_forward_hook(self._after_forward, with_kwargs=True))
 
     def detach(self) -> None:
@@ -187,9 +195,13 @@ class PerSampleClipper:
             # the second backward forms the clipped sum: only the norms (and the per-sample
             # gradients of shared parameters, whose norms need their sum over calls) stay
             call.args, call.kwargs, call.grad_out = (), {}, None
-            call.per_sample = {n: g for n, g in call.per_sample.items() if self._uses[params[n]] > 1}
+            call.per_sample = {
+                n: g for n, g in call.per_sample.items() if self._uses[params[n]] > 1
+            }
 
-    def _norms(self, rule, call: LayerCall, work: LayerCall, params, shared: bool) -> dict[str, Tensor]:
+    def _norms(
+        self, rule, call: LayerCall, work: LayerCall, params, shared: bool
+    ) -> dict[str, Tensor]:
         """The rule's per-sample squared norms, from `work` (the call in the parameters' precision);
         per-sample gradients are kept on `call` where the clipped sum will need them."""
         norms = None if shared else rule.ghost_norms_sq(work)
@@ -198,7 +210,9 @@ class PerSampleClipper:
             # than holding B per-sample gradients (e.g. a conv with many channels and few
             # positions): then the rule's direct route forms the clipped sum from them instead
             # (two-pass keeps per-sample gradients only for shared parameters: the second backward forms the sum)
-            keep = shared or (self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params))
+            keep = shared or (
+                self.mode == "bookkeeping" and not self._recompute_is_smaller(rule, call, params)
+            )
             norms, per_sample = rule.explicit_norms_sq(work, keep=keep)
             call.per_sample = {n: g for n, g in per_sample.items() if n in params}
             if keep:  # the per-sample gradients are all the clipped sum needs now
@@ -225,7 +239,9 @@ class PerSampleClipper:
     def batch_size(self) -> int:
         sizes = {len(c.norms_sq[next(iter(c.norms_sq))]) for c in self.calls if c.norms_sq}
         if len(sizes) > 1:
-            raise DPError(f"layers saw different batch sizes {sorted(sizes)}; the batch must be dim 0 everywhere.")
+            raise DPError(
+                f"layers saw different batch sizes {sorted(sizes)}; the batch must be dim 0 everywhere."
+            )
         return sizes.pop() if sizes else 0
 
     def layer_norms_sq(self) -> dict[nn.Module, Tensor]:
@@ -238,7 +254,11 @@ class PerSampleClipper:
                 "call backward on a loss that depends on every layer's output before stepping."
             )
         size = self.batch_size()
-        zeros = self.calls[0].norms_sq[next(iter(self.calls[0].norms_sq))].new_zeros(size) if self.calls else None
+        zeros = (
+            self.calls[0].norms_sq[next(iter(self.calls[0].norms_sq))].new_zeros(size)
+            if self.calls
+            else None
+        )
         shared_sums: dict[nn.Parameter, Tensor] = {}
         parts: dict[nn.Module, list[Tensor]] = {}
         for call in self.calls:
@@ -263,9 +283,17 @@ class PerSampleClipper:
         layer_norms = self.layer_norms_sq()
         if self.per_layer:
             threshold = self.max_grad_norm / len(self.layer_params) ** 0.5
-            factors = {m: clip_factors(n.sqrt(), threshold, self.clipping, self.gamma) for m, n in layer_norms.items()}
+            factors = {
+                m: clip_factors(n.sqrt(), threshold, self.clipping, self.gamma)
+                for m, n in layer_norms.items()
+            }
         else:
-            flat = clip_factors(stacked_sum(list(layer_norms.values())).sqrt(), self.max_grad_norm, self.clipping, self.gamma)
+            flat = clip_factors(
+                stacked_sum(list(layer_norms.values())).sqrt(),
+                self.max_grad_norm,
+                self.clipping,
+                self.gamma,
+            )
             factors = dict.fromkeys(layer_norms, flat)
         return factors
 
@@ -296,7 +324,9 @@ class PerSampleClipper:
     def two_pass_backward(self, per_sample_losses: Tensor) -> dict[nn.Parameter, Tensor]:
         """First backward for the norms, second on the reweighted loss; returns sum_i c_i g_i."""
         if per_sample_losses.dim() != 1:
-            raise DPError(f"two-pass backward needs one loss per sample (shape [B]), got shape {tuple(per_sample_losses.shape)}.")
+            raise DPError(
+                f"two-pass backward needs one loss per sample (shape [B]), got shape {tuple(per_sample_losses.shape)}."
+            )
         outputs = earliest_outputs([c.edge for c in self.calls])
         for call in self.calls:
             # an edge's node holds the output hook, which holds the call: a cycle through autograd
@@ -305,8 +335,14 @@ class PerSampleClipper:
         if outputs:
             # the output hooks fire for every layer on the way; asking for the earliest outputs
             # only keeps autograd from returning (and holding) one gradient per layer
-            torch.autograd.grad(per_sample_losses.sum(), outputs, retain_graph=True, allow_unused=True)
-        factor = self.clip_factors()[self.calls[0].module] if self.calls else per_sample_losses.new_zeros(0)
+            torch.autograd.grad(
+                per_sample_losses.sum(), outputs, retain_graph=True, allow_unused=True
+            )
+        factor = (
+            self.clip_factors()[self.calls[0].module]
+            if self.calls
+            else per_sample_losses.new_zeros(0)
+        )
         self.clear()
         saved = [p.grad for p in self.params]
         for p in self.params:
@@ -335,11 +371,17 @@ def widened(call: LayerCall, dtype: torch.dtype) -> LayerCall:
     under bf16 / fp16 autocast, norms and clipped sums are formed (and accumulated) in float32."""
 
     def cast(t):
-        return t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != dtype else t
+        return (
+            t.to(dtype)
+            if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != dtype
+            else t
+        )
 
     if all(cast(t) is t for t in (*call.args, call.grad_out)):
         return call
-    return dataclasses.replace(call, args=tuple(cast(a) for a in call.args), grad_out=cast(call.grad_out))
+    return dataclasses.replace(
+        call, args=tuple(cast(a) for a in call.args), grad_out=cast(call.grad_out)
+    )
 
 
 def layer_parameters(module: nn.Module) -> dict[nn.Module, dict[str, nn.Parameter]]:

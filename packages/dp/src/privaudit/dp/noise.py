@@ -45,6 +45,10 @@ class GaussianNoise:
 
     def sample_like(self, reference: Tensor, std: float) -> Tensor:
         return torch.normal(
-            0.0, std, reference.shape, generator=self._generator(reference.device),
-            device=reference.device, dtype=reference.dtype,
+            0.0,
+            std,
+            reference.shape,
+            generator=self._generator(reference.device),
+            device=reference.device,
+            dtype=reference.dtype,
         )

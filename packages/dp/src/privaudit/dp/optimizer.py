@@ -21,9 +21,18 @@ class DPOptimizer(Optimizer):
     accumulate their clipped sums.
     """
 
-    def __init__(self, optimizer: Optimizer, clipper: PerSampleClipper, *, noise_multiplier: float,
-                 expected_batch_size: float, accountant, sample_rate: float, noise: GaussianNoise,
-                 data_loader=None):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        clipper: PerSampleClipper,
+        *,
+        noise_multiplier: float,
+        expected_batch_size: float,
+        accountant,
+        sample_rate: float,
+        noise: GaussianNoise,
+        data_loader=None,
+    ):
         # deliberately no super().__init__: the parameter groups and state are the wrapped optimizer's
         self.original_optimizer = optimizer
         self.param_groups = optimizer.param_groups
@@ -47,7 +56,9 @@ class DPOptimizer(Optimizer):
         optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
         outside = [p for p in clipper.params if id(p) not in optimized]
         if outside:
-            raise DPError(f"{len(outside)} trainable parameter(s) of the model are not in the optimizer; freeze them or add them.")
+            raise DPError(
+                f"{len(outside)} trainable parameter(s) of the model are not in the optimizer; freeze them or add them."
+            )
 
     def noise_std(self) -> float:
         """Standard deviation of the noise this process adds to each coordinate of the clipped sum."""
@@ -63,7 +74,9 @@ class DPOptimizer(Optimizer):
     def backward(self, per_sample_losses: Tensor) -> None:
         """Two-pass mode: norms from one backward, then a backward of the reweighted loss."""
         if self.clipper.mode != "two_pass":
-            raise DPError("optimizer.backward(per_sample_losses) is for mode='two_pass'; in book-keeping mode call loss.backward().")
+            raise DPError(
+                "optimizer.backward(per_sample_losses) is for mode='two_pass'; in book-keeping mode call loss.backward()."
+            )
         self._add(self.clipper.two_pass_backward(per_sample_losses))
 
     def _add(self, sums: dict) -> None:
@@ -73,7 +86,11 @@ class DPOptimizer(Optimizer):
     def _check_no_stray_gradients(self) -> None:
         """A parameter used outside its own layer's forward would escape clipping: refuse it."""
         for p in self.clipper.params:
-            if p.grad is not None and p not in self.clipper.exposed and p.grad is not self._private.get(p):
+            if (
+                p.grad is not None
+                and p not in self.clipper.exposed
+                and p.grad is not self._private.get(p)
+            ):
                 raise DPError(
                     "a trainable parameter received a gradient outside its layer's forward call "
                     "(e.g. used as module.weight in a parent's forward), which per-sample clipping cannot see."
@@ -93,7 +110,9 @@ class DPOptimizer(Optimizer):
                 with torch.enable_grad():
                     self._add(self.clipper.clipped_sum())
         elif self.clipper.pending():
-            raise DPError("in mode='two_pass' call optimizer.backward(per_sample_losses) instead of loss.backward().")
+            raise DPError(
+                "in mode='two_pass' call optimizer.backward(per_sample_losses) instead of loss.backward()."
+            )
         if not self.end_of_logical_batch():
             return None
         std = self.noise_std()
@@ -104,7 +123,11 @@ class DPOptimizer(Optimizer):
             if summed is None:
                 summed = torch.zeros_like(p)
             # the sum is added into the fresh noise tensor: one allocation per parameter, not two
-            noisy_sums.append(self.noise.sample_like(p, std).add_(summed.to(p.dtype)) if std > 0 else summed.to(p.dtype).clone())
+            noisy_sums.append(
+                self.noise.sample_like(p, std).add_(summed.to(p.dtype))
+                if std > 0
+                else summed.to(p.dtype).clone()
+            )
         self.combine_(noisy_sums)
         for p, noisy in zip(self.clipper.params, noisy_sums, strict=True):
             p.grad = noisy.mul_(scale)

@@ -67,19 +67,35 @@ def make_private(
     if len(data_loader) == 0:
         raise DPError("the data loader yields no batches.")
     private_loader = DPDataLoader(
-        data_loader, max_physical_batch_size=max_physical_batch_size, seed=noise_seed, secure=secure_rng,
+        data_loader,
+        max_physical_batch_size=max_physical_batch_size,
+        seed=noise_seed,
+        secure=secure_rng,
     )
     sample_rate = private_loader.sample_rate
     check_privacy_parameters(sample_rate, delta=target_delta)
     if target_epsilon is not None:
-        noise_multiplier = noise_for_epsilon(target_epsilon, sample_rate, epochs * len(private_loader), target_delta, accountant)
+        noise_multiplier = noise_for_epsilon(
+            target_epsilon, sample_rate, epochs * len(private_loader), target_delta, accountant
+        )
     clipper = PerSampleClipper(
-        module, max_grad_norm=max_grad_norm, clipping=clipping, gamma=automatic_gamma,
-        per_layer=per_layer_clipping, loss_reduction=loss_reduction, mode=mode,
+        module,
+        max_grad_norm=max_grad_norm,
+        clipping=clipping,
+        gamma=automatic_gamma,
+        per_layer=per_layer_clipping,
+        loss_reduction=loss_reduction,
+        mode=mode,
     )
     private_optimizer = DPOptimizer(
-        optimizer, clipper, noise_multiplier=float(noise_multiplier), expected_batch_size=private_loader.expected_batch_size,
-        accountant=accountant_object, sample_rate=sample_rate, noise=GaussianNoise(noise_seed, secure_rng), data_loader=private_loader,
+        optimizer,
+        clipper,
+        noise_multiplier=float(noise_multiplier),
+        expected_batch_size=private_loader.expected_batch_size,
+        accountant=accountant_object,
+        sample_rate=sample_rate,
+        noise=GaussianNoise(noise_seed, secure_rng),
+        data_loader=private_loader,
     )
     private_optimizer.dp_randomness = dp_randomness(noise_seed) | {"secure_rng": secure_rng}
     return module, private_optimizer, private_loader, accountant_object

@@ -38,4 +38,9 @@ def dp_randomness(reproducible_seed: int | None) -> dict:
     """The provenance record of a DP run's sampling and noise randomness."""
     if reproducible_seed is None:
         return {"source": "os-entropy", "private": True}
-    return {"source": "seed", "seed": int(reproducible_seed), "private": False, "warning": REPRODUCIBLE_WARNING}
+    return {
+        "source": "seed",
+        "seed": int(reproducible_seed),
+        "private": False,
+        "warning": REPRODUCIBLE_WARNING,
+    }

@@ -21,8 +21,16 @@ class PrivateBatchSampler:
     subsampling assumes nobody knows who was sampled, so a known seed voids the guarantee.
     """
 
-    def __init__(self, num_samples: int, sample_rate: float, steps: int, *,
-                 max_physical: int | None = None, seed: int | None = None, secure: bool = False):
+    def __init__(
+        self,
+        num_samples: int,
+        sample_rate: float,
+        steps: int,
+        *,
+        max_physical: int | None = None,
+        seed: int | None = None,
+        secure: bool = False,
+    ):
         self.num_samples = num_samples
         self.sample_rate = sample_rate
         self.steps = steps
@@ -30,7 +38,9 @@ class PrivateBatchSampler:
         self.secure = secure
         self.reproducible = seed is not None and not secure
         self.generator = torch.Generator()
-        self.generator.manual_seed(seed_for(seed, SAMPLING_ROLE) if self.reproducible else entropy_seed())
+        self.generator.manual_seed(
+            seed_for(seed, SAMPLING_ROLE) if self.reproducible else entropy_seed()
+        )
         self.ends: deque[bool] = deque()
 
     def __len__(self) -> int:
@@ -43,7 +53,7 @@ class PrivateBatchSampler:
             mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
             indices = mask.nonzero().flatten().tolist()
             size = self.max_physical or max(len(indices), 1)
-            chunks = [indices[i:i + size] for i in range(0, len(indices), size)] or [[]]
+            chunks = [indices[i : i + size] for i in range(0, len(indices), size)] or [[]]
             for k, chunk in enumerate(chunks):
                 self.ends.append(k == len(chunks) - 1)
                 yield chunk
@@ -78,24 +88,41 @@ class DPDataLoader:
     `end_of_logical_batch` tells the optimizer whether the batch just yielded closes a logical step.
     """
 
-    def __init__(self, loader: DataLoader, *, max_physical_batch_size: int | None = None,
-                 seed: int | None = None, secure: bool = False):
+    def __init__(
+        self,
+        loader: DataLoader,
+        *,
+        max_physical_batch_size: int | None = None,
+        seed: int | None = None,
+        secure: bool = False,
+    ):
         dataset = loader.dataset
         if not hasattr(dataset, "__len__") or len(dataset) == 0:
-            raise DPError("the data loader's dataset must be a non-empty map-style dataset for Poisson sampling.")
+            raise DPError(
+                "the data loader's dataset must be a non-empty map-style dataset for Poisson sampling."
+            )
         if max_physical_batch_size is not None and max_physical_batch_size < 1:
-            raise DPError(f"max_physical_batch_size must be at least 1, got {max_physical_batch_size}.")
+            raise DPError(
+                f"max_physical_batch_size must be at least 1, got {max_physical_batch_size}."
+            )
         self.dataset = dataset
         self.steps = len(loader)
         self.sample_rate = 1 / self.steps
         self.expected_batch_size = self.sample_rate * len(dataset)
         self.batch_sampler = PrivateBatchSampler(
-            len(dataset), self.sample_rate, self.steps, max_physical=max_physical_batch_size,
-            seed=seed, secure=secure,
+            len(dataset),
+            self.sample_rate,
+            self.steps,
+            max_physical=max_physical_batch_size,
+            seed=seed,
+            secure=secure,
         )
         self.loader = DataLoader(
-            dataset, batch_sampler=self.batch_sampler, collate_fn=_EmptyAwareCollate(dataset, loader.collate_fn),
-            num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+            dataset,
+            batch_sampler=self.batch_sampler,
+            collate_fn=_EmptyAwareCollate(dataset, loader.collate_fn),
+            num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory,
         )
         self.end_of_logical_batch = True
 

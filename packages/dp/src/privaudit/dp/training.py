@@ -42,11 +42,21 @@ class PrivacySettings:
 class TrainResult:
     model: nn.Module
     epochs: int
-    privacy: dict | None = None  # the DP record: settings, epsilon spent, noise, sampling, randomness
+    privacy: dict | None = (
+        None  # the DP record: settings, epsilon spent, noise, sampling, randomness
+    )
 
 
-def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable,
-        loss_fn: LossFn, epochs: int, *, desc: str | None = None, progress: bool = True) -> None:
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Iterable,
+    loss_fn: LossFn,
+    epochs: int,
+    *,
+    desc: str | None = None,
+    progress: bool = True,
+) -> None:
     """`epochs` passes over `loader`; loss_fn(model, batch) is the mean loss of one batch.
 
     An empty Poisson batch still takes its (noise-only) private step: skipping it would reveal
@@ -67,30 +77,53 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable,
     model.eval()
 
 
-def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, *,
-          optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-          epochs: int, batch_size: int, seed: int, privacy: PrivacySettings | None = None,
-          desc: str | None = None, progress: bool = True) -> TrainResult:
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    loss_fn: LossFn,
+    *,
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    privacy: PrivacySettings | None = None,
+    desc: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train `model` in place: shuffled mini-batches from the seed's "shuffle" stream, or DP-SGD
     with `privacy` (Poisson batches of expected size `batch_size`, noise from OS entropy unless
     `privacy.reproducible_noise`). A DPError (noise that cannot reach the epsilon, a layer the
     engine cannot clip) reaches the CLIs as one line."""
-    loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True,
-                        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")))
+    loader = DataLoader(
+        dataset,
+        batch_size=min(batch_size, len(dataset)),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed_for(seed, "shuffle")),
+    )
     opt = optimizer(model.parameters())
     record = None
     if privacy is not None:
         noise_seed = seed_for(seed, "dp-randomness") if privacy.reproducible_noise else None
         model, opt, loader, accountant = make_private(
-            model, opt, loader, target_epsilon=privacy.target_epsilon, target_delta=privacy.delta,
-            epochs=epochs, max_grad_norm=privacy.max_grad_norm, clipping=privacy.clipping,
-            accountant=privacy.accountant, noise_seed=noise_seed,
+            model,
+            opt,
+            loader,
+            target_epsilon=privacy.target_epsilon,
+            target_delta=privacy.delta,
+            epochs=epochs,
+            max_grad_norm=privacy.max_grad_norm,
+            clipping=privacy.clipping,
+            accountant=privacy.accountant,
+            noise_seed=noise_seed,
         )
     fit(model, opt, loader, loss_fn, epochs, desc=desc, progress=progress)
     if privacy is not None:
         record = {
-            **asdict(privacy), "epsilon_spent": float(accountant.get_epsilon(privacy.delta)),
-            "noise_multiplier": opt.noise_multiplier, "sample_rate": loader.sample_rate,
-            "steps": len(loader) * epochs, "randomness": opt.dp_randomness,
+            **asdict(privacy),
+            "epsilon_spent": float(accountant.get_epsilon(privacy.delta)),
+            "noise_multiplier": opt.noise_multiplier,
+            "sample_rate": loader.sample_rate,
+            "steps": len(loader) * epochs,
+            "randomness": opt.dp_randomness,
         }
     return TrainResult(model, epochs, record)

@@ -53,9 +53,13 @@ def _group_count(channels: int, preferred: int = 32) -> int:
 
 def _replacement(sub: nn.Module) -> nn.Module | None:
     if isinstance(sub, nn.modules.batchnorm._BatchNorm):
-        return nn.GroupNorm(_group_count(sub.num_features), sub.num_features, eps=sub.eps, affine=sub.affine)
+        return nn.GroupNorm(
+            _group_count(sub.num_features), sub.num_features, eps=sub.eps, affine=sub.affine
+        )
     if isinstance(sub, _INSTANCE_NORMS) and sub.track_running_stats:
-        return type(sub)(sub.num_features, eps=sub.eps, affine=sub.affine, track_running_stats=False)
+        return type(sub)(
+            sub.num_features, eps=sub.eps, affine=sub.affine, track_running_stats=False
+        )
     if type(sub) is nn.MultiheadAttention:
         from privaudit.dp.layers.attention import DPMultiheadAttention
 
@@ -73,8 +77,14 @@ def _dp_rnn(sub: nn.RNNBase) -> nn.Module:
     if getattr(sub, "proj_size", 0):
         raise DPError(f"{type(sub).__name__} with proj_size has no linear-layer replacement.")
     new = getattr(layers, _RNNS[type(sub)])(
-        sub.input_size, sub.hidden_size, num_layers=sub.num_layers, bias=sub.bias,
-        batch_first=sub.batch_first, dropout=sub.dropout, bidirectional=sub.bidirectional, **kwargs,
+        sub.input_size,
+        sub.hidden_size,
+        num_layers=sub.num_layers,
+        bias=sub.bias,
+        batch_first=sub.batch_first,
+        dropout=sub.dropout,
+        bidirectional=sub.bidirectional,
+        **kwargs,
     )
     new.load_state_dict(sub.state_dict())
     return new.to(next(sub.parameters()).device, next(sub.parameters()).dtype).train(sub.training)

@@ -22,31 +22,47 @@ class AttackNet(nn.Module):
     def __init__(self, channels: int, signal_features: int, width: int = 16):
         super().__init__()
         self.image_branch = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-            nn.Linear(8 * width, 32), nn.ReLU(),
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(8 * width, 32),
+            nn.ReLU(),
         )
-        self.loss_branch = nn.Sequential(nn.Linear(signal_features, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU())
+        self.loss_branch = nn.Sequential(
+            nn.Linear(signal_features, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU()
+        )
         self.head = nn.Linear(64, 1)
 
     def forward(self, images, signals):
-        return self.head(torch.cat([self.image_branch(images), self.loss_branch(signals)], dim=1)).squeeze(1)
+        return self.head(
+            torch.cat([self.image_branch(images), self.loss_branch(signals)], dim=1)
+        ).squeeze(1)
 
 
 def signal_features(signals: Signals) -> np.ndarray:
     """The loss branch's input: log loss and (clipped) logit-scaled confidence of each image."""
-    return np.column_stack([np.log(np.maximum(signals.loss[:, 0], 1e-12)), np.clip(signals.confidence[:, 0], -50, 50)])
+    return np.column_stack(
+        [np.log(np.maximum(signals.loss[:, 0], 1e-12)), np.clip(signals.confidence[:, 0], -50, 50)]
+    )
 
 
 class ImageAttack:
     """The LearnedAttack of the image audit; signal features standardised on the training set."""
 
-    def __init__(self, *, epochs: int, seed: int, desc: str, device, lr: float = 1e-3, batch_size: int = 128):
+    def __init__(
+        self, *, epochs: int, seed: int, desc: str, device, lr: float = 1e-3, batch_size: int = 128
+    ):
         self.epochs, self.seed, self.desc, self.device = epochs, seed, desc, device
         self.lr, self.batch_size = lr, batch_size
 
     def _standard(self, signals: Signals) -> torch.Tensor:
-        return torch.from_numpy(((signal_features(signals) - self.mean) / self.std).astype(np.float32))
+        return torch.from_numpy(
+            ((signal_features(signals) - self.mean) / self.std).astype(np.float32)
+        )
 
     def fit(self, examples: TensorExamples, signals: Signals, is_member: np.ndarray) -> None:
         features = signal_features(signals)
@@ -54,16 +70,36 @@ class ImageAttack:
         torch.manual_seed(seed_for(self.seed, "init"))
         self.model = AttackNet(examples.inputs.shape[1], features.shape[1]).to(self.device)
         device = self.device
-        data = TensorDataset(examples.inputs, self._standard(signals), torch.as_tensor(is_member, dtype=torch.float32))
-        train(self.model, data,
-              lambda m, b: F.binary_cross_entropy_with_logits(m(b[0].to(device), b[1].to(device)), b[2].to(device)),
-              optimizer=lambda params: torch.optim.Adam(params, lr=self.lr, weight_decay=1e-4),
-              epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, desc=self.desc)
+        data = TensorDataset(
+            examples.inputs,
+            self._standard(signals),
+            torch.as_tensor(is_member, dtype=torch.float32),
+        )
+        train(
+            self.model,
+            data,
+            lambda m, b: F.binary_cross_entropy_with_logits(
+                m(b[0].to(device), b[1].to(device)), b[2].to(device)
+            ),
+            optimizer=lambda params: torch.optim.Adam(params, lr=self.lr, weight_decay=1e-4),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            desc=self.desc,
+        )
 
     @torch.no_grad()
-    def score(self, examples: TensorExamples, signals: Signals, batch_size: int = 512) -> np.ndarray:
+    def score(
+        self, examples: TensorExamples, signals: Signals, batch_size: int = 512
+    ) -> np.ndarray:
         device = model_device(self.model)
         images, standard = examples.inputs, self._standard(signals)
-        out = [torch.sigmoid(self.model(images[s:s + batch_size].to(device), standard[s:s + batch_size].to(device))).cpu()
-               for s in range(0, len(images), batch_size)]
+        out = [
+            torch.sigmoid(
+                self.model(
+                    images[s : s + batch_size].to(device), standard[s : s + batch_size].to(device)
+                )
+            ).cpu()
+            for s in range(0, len(images), batch_size)
+        ]
         return torch.cat(out).double().numpy()

@@ -22,21 +22,34 @@ def build_parser() -> argparse.ArgumentParser:
     from privaudit.image.config import TARGET_KINDS, TRAINED_TARGETS
 
     parser = panoramia_parser(
-        "audit-image", "an image classifier (StyleGAN2-ADA-style generator)", targets=TARGET_KINDS,
-        default="a CNN trained on the embedded 5,000-image MNIST subset", example="gan_steps=500",
+        "audit-image",
+        "an image classifier (StyleGAN2-ADA-style generator)",
+        targets=TARGET_KINDS,
+        default="a CNN trained on the embedded 5,000-image MNIST subset",
+        example="gan_steps=500",
         data="'mnist' (default, embedded), 'digits' (sklearn 8x8), an image folder (one sub-folder per class) "
         "or a torchvision dataset root (MNIST, FashionMNIST, CIFAR10)",
         model="your trained model: a torch state dict (torch.save(model.state_dict())) loaded with "
         "weights_only=True into --architecture, whose keys it must have; every image of --data is taken as "
         "its training member",
-        non_members="images your model never saw (same layout as --data), for the ground truth")
+        non_members="images your model never saw (same layout as --data), for the ground truth",
+    )
     parser.add_argument("--architecture", choices=TRAINED_TARGETS, help="architecture of --model")
     parser.add_argument("--gan-steps", type=int, help="generator training steps")
-    parser.add_argument("--fused-ops", action="store_const", const=True, default=None,
-                        help="build and use the C++ fused ops (falls back to PyTorch when the build fails)")
+    parser.add_argument(
+        "--fused-ops",
+        action="store_const",
+        const=True,
+        default=None,
+        help="build and use the C++ fused ops (falls back to PyTorch when the build fails)",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default 1)")
-    parser.add_argument("--gan-threads", type=int, help="torch CPU threads while the generator trains (default: chosen by timing steps at 1 thread, "
-                        "the idle cores and all cores, re-checked as the load changes; a fixed count keeps reruns bit-identical)")
+    parser.add_argument(
+        "--gan-threads",
+        type=int,
+        help="torch CPU threads while the generator trains (default: chosen by timing steps at 1 thread, "
+        "the idle cores and all cores, re-checked as the load changes; a fixed count keeps reruns bit-identical)",
+    )
     parser.add_argument("--device", help=DEVICE_HELP)
     return parser
 
@@ -96,8 +109,10 @@ def _print_summary(report: dict, config) -> None:
     print("\n".join(summary_lines(report)))
     quality = report.get("extra", {}).get("generator_quality")
     if quality:
-        print(f"generator: Frechet distance {quality['frechet_distance']:.2f} (real vs real "
-              f"{quality['frechet_distance_real_vs_real']:.2f}) in {quality['feature_space']}")
+        print(
+            f"generator: Frechet distance {quality['frechet_distance']:.2f} (real vs real "
+            f"{quality['frechet_distance_real_vs_real']:.2f}) in {quality['feature_space']}"
+        )
     print(f"report: {Path(config.out_dir) / 'report.html'}")
 
 

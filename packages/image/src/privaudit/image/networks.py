@@ -19,7 +19,9 @@ from torch import nn
 class FullyConnected(nn.Module):
     """Linear layer with an equalised learning rate and a fused bias + activation."""
 
-    def __init__(self, in_features, out_features, activation="linear", lr_multiplier=1.0, bias_init=0.0):
+    def __init__(
+        self, in_features, out_features, activation="linear", lr_multiplier=1.0, bias_init=0.0
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init)))
@@ -38,12 +40,19 @@ class FullyConnected(nn.Module):
 class Conv2dLayer(nn.Module):
     """3x3 (or 1x1) convolution with an equalised learning rate, optional FIR down-sampling after it."""
 
-    def __init__(self, c_in, c_out, kernel_size, bias=True, activation="linear", down=1, clamp=None):
+    def __init__(
+        self, c_in, c_out, kernel_size, bias=True, activation="linear", down=1, clamp=None
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
         self.weight_gain = 1 / math.sqrt(c_in * kernel_size**2)
-        self.activation, self.down, self.clamp, self.padding = activation, down, clamp, kernel_size // 2
+        self.activation, self.down, self.clamp, self.padding = (
+            activation,
+            down,
+            clamp,
+            kernel_size // 2,
+        )
         self.register_buffer("fir", ops.setup_filter())
 
     def forward(self, x, gain=1.0):
@@ -60,11 +69,18 @@ class MappingNetwork(nn.Module):
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws, layers=4, lr_multiplier=0.01, w_avg_beta=0.995):
         super().__init__()
-        self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.w_avg_beta = z_dim, c_dim, w_dim, num_ws, w_avg_beta
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.w_avg_beta = (
+            z_dim,
+            c_dim,
+            w_dim,
+            num_ws,
+            w_avg_beta,
+        )
         self.embed = FullyConnected(c_dim, w_dim) if c_dim else None
         widths = [z_dim + (w_dim if c_dim else 0)] + [w_dim] * layers
         self.layers = nn.ModuleList(
-            FullyConnected(a, b, activation="lrelu", lr_multiplier=lr_multiplier) for a, b in zip(widths[:-1], widths[1:], strict=True)
+            FullyConnected(a, b, activation="lrelu", lr_multiplier=lr_multiplier)
+            for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
@@ -148,13 +164,29 @@ def _channels(resolution: int, base: int, maximum: int) -> int:
 class Generator(nn.Module):
     """Mapping + synthesis; `forward(z, c)` returns images in [-1, 1]-ish of shape [N, channels, R, R]."""
 
-    def __init__(self, z_dim=64, c_dim=10, w_dim=64, resolution=32, channels=1, channel_base=1024,
-                 channel_max=64, mapping_layers=2, mapping_lr_multiplier=0.01):
+    def __init__(
+        self,
+        z_dim=64,
+        c_dim=10,
+        w_dim=64,
+        resolution=32,
+        channels=1,
+        channel_base=1024,
+        channel_max=64,
+        mapping_layers=2,
+        mapping_lr_multiplier=0.01,
+    ):
         super().__init__()
         log2 = int(np.log2(resolution))
         if 2**log2 != resolution or resolution < 4:
             raise ValueError(f"generator resolution must be a power of two >= 4, got {resolution}")
-        self.z_dim, self.c_dim, self.w_dim, self.resolution, self.channels = z_dim, c_dim, w_dim, resolution, channels
+        self.z_dim, self.c_dim, self.w_dim, self.resolution, self.channels = (
+            z_dim,
+            c_dim,
+            w_dim,
+            resolution,
+            channels,
+        )
         self.resolutions = [2**i for i in range(2, log2 + 1)]
         ch = {r: _channels(r, channel_base, channel_max) for r in self.resolutions}
         self.const = nn.Parameter(torch.randn(ch[4], 4, 4))
@@ -170,8 +202,14 @@ class Generator(nn.Module):
             num_ws += 1
             self.blocks[str(r)] = block
         self.num_ws = num_ws + 1  # the last to-image layer reads one more w
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, layers=mapping_layers,
-                                      lr_multiplier=mapping_lr_multiplier)
+        self.mapping = MappingNetwork(
+            z_dim,
+            c_dim,
+            w_dim,
+            self.num_ws,
+            layers=mapping_layers,
+            lr_multiplier=mapping_lr_multiplier,
+        )
         self.register_buffer("fir", ops.setup_filter())
 
     def synthesis(self, ws, noise_mode="random"):
@@ -212,8 +250,16 @@ class DiscriminatorBlock(nn.Module):
 class Discriminator(nn.Module):
     """Residual discriminator; conditional through a projection of the class embedding (cmap)."""
 
-    def __init__(self, c_dim=10, resolution=32, channels=1, channel_base=1024, channel_max=64,
-                 mbstd_group=4, cmap_dim=64):
+    def __init__(
+        self,
+        c_dim=10,
+        resolution=32,
+        channels=1,
+        channel_base=1024,
+        channel_max=64,
+        mbstd_group=4,
+        cmap_dim=64,
+    ):
         super().__init__()
         log2 = int(np.log2(resolution))
         self.resolutions = [2**i for i in range(log2, 2, -1)]

@@ -28,8 +28,16 @@ class FeatureSpace:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         device = model_device(self.embed)
-        return torch.cat([self.embed(images[s:s + batch_size].to(device)).cpu()
-                          for s in range(0, len(images), batch_size)]).double().numpy()
+        return (
+            torch.cat(
+                [
+                    self.embed(images[s : s + batch_size].to(device)).cpu()
+                    for s in range(0, len(images), batch_size)
+                ]
+            )
+            .double()
+            .numpy()
+        )
 
 
 class _CcexamEmbed(nn.Module):
@@ -43,14 +51,33 @@ class _CcexamEmbed(nn.Module):
         return self.net.embed(((x + 1) / 2 - self.mean) / self.std)
 
 
-def feature_space(shape: tuple[int, int, int], images: torch.Tensor, labels: torch.Tensor, classes: int,
-                  seed: int, device: torch.device | str = "cpu") -> FeatureSpace:
+def feature_space(
+    shape: tuple[int, int, int],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> FeatureSpace:
     """ccexam's pretrained MNIST CNN for 1x28x28 images; otherwise a small CNN trained here on `images`."""
     if tuple(shape) == (1, 28, 28) and classes == 10:
-        return FeatureSpace(_CcexamEmbed().to(device), "ccexam MNIST CNN, 128-d penultimate layer (pretrained on MNIST train)")
-    model, _ = train_classifier(images, labels, classes, TrainSettings("cnn", epochs=10), seed=seed, desc="features",
-                                device=device)
-    return FeatureSpace(model[:-1], "small GroupNorm CNN trained on the generator's training images, 512-d penultimate layer")
+        return FeatureSpace(
+            _CcexamEmbed().to(device),
+            "ccexam MNIST CNN, 128-d penultimate layer (pretrained on MNIST train)",
+        )
+    model, _ = train_classifier(
+        images,
+        labels,
+        classes,
+        TrainSettings("cnn", epochs=10),
+        seed=seed,
+        desc="features",
+        device=device,
+    )
+    return FeatureSpace(
+        model[:-1],
+        "small GroupNorm CNN trained on the generator's training images, 512-d penultimate layer",
+    )
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,7 +90,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
 
 
-def image_grid_png(images: torch.Tensor, labels: torch.Tensor, classes: int, per_class: int = 8, scale: int = 3) -> bytes:
+def image_grid_png(
+    images: torch.Tensor, labels: torch.Tensor, classes: int, per_class: int = 8, scale: int = 3
+) -> bytes:
     """A PNG grid: one row per class, up to `per_class` images in each, from images in [-1, 1]."""
     rows = []
     c, h, w = images.shape[1:]

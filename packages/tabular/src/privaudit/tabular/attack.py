@@ -15,7 +15,9 @@ ATTACK_INPUTS = "record (features + one-hot label) + float64 cross-entropy"
 class TabularAttack:
     def __init__(self, encoder: FeatureEncoder, *, iterations: int, seed: int):
         self.encoder = encoder
-        self.classifier = HistGradientBoostingClassifier(max_iter=iterations, random_state=seed % 2**32)
+        self.classifier = HistGradientBoostingClassifier(
+            max_iter=iterations, random_state=seed % 2**32
+        )
 
     def _rows(self, examples, signals: Signals) -> np.ndarray:
         return np.column_stack([self.encoder.records(examples.frame), signals.loss[:, 0]])

@@ -17,25 +17,40 @@ def _widths(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of widths such as 128,128") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of widths such as 128,128"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = panoramia_parser(
-        "audit-tabular", "a tabular classifier (CTGAN generator)", targets=TARGET_KINDS,
-        default="an MLP trained on UCI Adult (shipped offline)", example="ctgan_epochs=20",
+        "audit-tabular",
+        "a tabular classifier (CTGAN generator)",
+        targets=TARGET_KINDS,
+        default="an MLP trained on UCI Adult (shipped offline)",
+        example="ctgan_epochs=20",
         data="CSV or Parquet table to audit (default: UCI Adult)",
         model="your trained model: a torch state dict (.pt/.pth, loaded with weights_only=True, needs "
         "--model-spec), a scikit-learn estimator saved with skops (.skops: read as data, only scikit-learn/numpy "
         "types are accepted), or one saved with joblib/pickle (.joblib/.pkl: loading it RUNS CODE from the file, "
         "pass only files you trust). The whole --data table is taken as the model's training set.",
-        non_members="rows your model never saw (same columns), for the ground-truth attack")
+        non_members="rows your model never saw (same columns), for the ground-truth attack",
+    )
     parser.add_argument("--label", help="label column of --data (default for Adult: income)")
-    parser.add_argument("--model-spec", help="YAML architecture of a torch checkpoint, e.g. 'hidden: [64, 64]'")
-    parser.add_argument("--hidden", type=_widths, help="hidden widths of the mlp/dp target, comma-separated (default 128,128)")
+    parser.add_argument(
+        "--model-spec", help="YAML architecture of a torch checkpoint, e.g. 'hidden: [64, 64]'"
+    )
+    parser.add_argument(
+        "--hidden",
+        type=_widths,
+        help="hidden widths of the mlp/dp target, comma-separated (default 128,128)",
+    )
     parser.add_argument("--ctgan-epochs", type=int, help="CTGAN training epochs")
-    parser.add_argument("--cache-dir", help="where trained stages are cached (default <out>/cache); "
-                        "runs that share it reuse the generator and helper")
+    parser.add_argument(
+        "--cache-dir",
+        help="where trained stages are cached (default <out>/cache); "
+        "runs that share it reuse the generator and helper",
+    )
     return parser
 
 

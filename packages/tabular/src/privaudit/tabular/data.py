@@ -68,7 +68,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A user's CSV or Parquet file as a DataFrame; anything that is not a table is an InputError."""
     frame = read_frame(path, "data file")
     if frame.shape[1] < 2:
-        raise InputError(f"data file {path} is not a table with at least two columns (found {frame.shape[1]}).")
+        raise InputError(
+            f"data file {path} is not a table with at least two columns (found {frame.shape[1]})."
+        )
     return frame
 
 
@@ -106,10 +108,14 @@ def detect_sdtypes(frame: pd.DataFrame) -> dict[str, str]:
 def prepare_table(frame: pd.DataFrame, label: str, *, source: str, min_rows: int) -> Table:
     """Validate a raw table for the audit: label present, a classification label, supported columns."""
     if label not in frame.columns:
-        raise InputError(f"{source} has no label column {label!r} (columns: {', '.join(map(str, frame.columns))}).")
+        raise InputError(
+            f"{source} has no label column {label!r} (columns: {', '.join(map(str, frame.columns))})."
+        )
     frame = frame.dropna(subset=[label]).reset_index(drop=True)
     if len(frame) < min_rows:
-        raise InputError(f"{source} has {len(frame)} labelled rows; the audit needs at least {min_rows}.")
+        raise InputError(
+            f"{source} has {len(frame)} labelled rows; the audit needs at least {min_rows}."
+        )
     n_classes = frame[label].nunique()
     if not 2 <= n_classes <= MAX_CLASSES:
         raise InputError(
@@ -123,12 +129,18 @@ def prepare_table(frame: pd.DataFrame, label: str, *, source: str, min_rows: int
                 f"column {column!r} in {source} has sdv type {sdtype!r}; supported types are {', '.join(SUPPORTED_SDTYPES)} (drop or convert it)."
             )
     for column in frame.columns:
-        if column != label and sdtypes[column] == "categorical" and frame[column].nunique() == len(frame):
+        if (
+            column != label
+            and sdtypes[column] == "categorical"
+            and frame[column].nunique() == len(frame)
+        ):
             raise InputError(
                 f"column {column!r} in {source} has a different value in every row (an identifier?); drop it."
             )
         if sdtypes[column] == "numerical" and frame[column].isna().any():
-            raise InputError(f"numerical column {column!r} in {source} has missing values; fill or drop them first.")
+            raise InputError(
+                f"numerical column {column!r} in {source} has missing values; fill or drop them first."
+            )
         if sdtypes[column] != "numerical":
             frame[column] = frame[column].astype(str)
     return Table(frame=frame, label=label, sdtypes=sdtypes, source=source)
@@ -151,7 +163,9 @@ class Splits:
         return pd.concat([self.generator, self.audit_members], ignore_index=True)
 
 
-def split_table(table: Table, *, generator_rows: int, audit_members: int, non_members: int, seed: int) -> Splits:
+def split_table(
+    table: Table, *, generator_rows: int, audit_members: int, non_members: int, seed: int
+) -> Splits:
     """Shuffle once with the seed and cut three disjoint splits (shrunk proportionally if the table is
     small, the rows that rounding leaves over going to the largest remainders: no row is dropped)."""
     wanted = np.array([generator_rows, audit_members, non_members], dtype=np.float64)
@@ -161,5 +175,8 @@ def split_table(table: Table, *, generator_rows: int, audit_members: int, non_me
     sizes[np.argsort(sizes - scaled, kind="stable")[:leftover]] += 1
     order = np.random.default_rng(seed).permutation(len(table.frame))
     cuts = np.cumsum(sizes)
-    parts = [table.frame.iloc[order[a:b]].reset_index(drop=True) for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
+    parts = [
+        table.frame.iloc[order[a:b]].reset_index(drop=True)
+        for a, b in zip([0, *cuts[:-1]], cuts, strict=True)
+    ]
     return Splits(*parts)

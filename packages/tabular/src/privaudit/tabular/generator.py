@@ -44,15 +44,21 @@ class CtganGenerator:
 
         train = members.frame
         self.discrete = discrete_columns(self.table, train)
-        sdtypes = {c: ("categorical" if c in self.discrete else t) for c, t in self.table.sdtypes.items()}
-        metadata = Metadata.load_from_dict({"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}})
+        sdtypes = {
+            c: ("categorical" if c in self.discrete else t) for c, t in self.table.sdtypes.items()
+        }
+        metadata = Metadata.load_from_dict(
+            {"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}}
+        )
         train = train.astype({c: str for c in self.discrete})
         # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
         batch = max(10, min(self.batch_size, len(train)) // 10 * 10)
         torch.manual_seed(seed_for(seed, "fit"))
         np.random.seed(seed_for(seed, "fit") % 2**32)
         # verbose: ctgan's own tqdm bar over epochs (with the generator and critic losses)
-        self.synthesizer = CTGANSynthesizer(metadata, epochs=self.epochs, batch_size=batch, verbose=True, enable_gpu=False)
+        self.synthesizer = CTGANSynthesizer(
+            metadata, epochs=self.epochs, batch_size=batch, verbose=True, enable_gpu=False
+        )
         self.synthesizer.fit(train)
 
     def sample(self, count: int, labels, seed: int):
@@ -62,7 +68,9 @@ class CtganGenerator:
         np.random.seed(seed % 2**32)
         sample = self.synthesizer.sample(num_rows=count)
         for column in self.discrete:
-            sample[column] = sample[column].astype(np.float64).astype(self.table.frame[column].dtype)
+            sample[column] = (
+                sample[column].astype(np.float64).astype(self.table.frame[column].dtype)
+            )
         for column in self.table.categorical + [self.table.label]:
             sample[column] = sample[column].astype(str)
         return FrameExamples(sample[list(self.table.frame.columns)], self.table)
@@ -76,9 +84,11 @@ class CtganGenerator:
             for s in q["column_shapes"]
         )
         props = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in q["properties"].items())
-        body = (f"<p>sdv quality score of the CTGAN samples against the generator's training rows: "
-                f"<b>{q['score']:.3f}</b> ({props}).</p>"
-                f"<table><tr><th>column</th><th>metric</th><th>shape score</th></tr>{rows}</table>")
+        body = (
+            f"<p>sdv quality score of the CTGAN samples against the generator's training rows: "
+            f"<b>{q['score']:.3f}</b> ({props}).</p>"
+            f"<table><tr><th>column</th><th>metric</th><th>shape score</th></tr>{rows}</table>"
+        )
         return ReportSection("Generator (CTGAN) quality", body)
 
 
@@ -90,9 +100,15 @@ def quality(table: Table, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
     shapes = report.get_details("Column Shapes")
     return {
         "score": float(report.get_score()),
-        "properties": {row["Property"]: float(row["Score"]) for _, row in report.get_properties().iterrows()},
+        "properties": {
+            row["Property"]: float(row["Score"]) for _, row in report.get_properties().iterrows()
+        },
         "column_shapes": [
-            {"column": str(row["Column"]), "metric": str(row["Metric"]), "score": float(row["Score"])}
+            {
+                "column": str(row["Column"]),
+                "metric": str(row["Metric"]),
+                "score": float(row["Score"]),
+            }
             for _, row in shapes.iterrows()
         ],
     }

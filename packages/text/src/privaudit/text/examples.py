@@ -71,14 +71,32 @@ class TextSignals(Signals):
 
     def take(self, indices) -> TextSignals:
         index = np.asarray(indices, dtype=np.int64)
-        return TextSignals(self.loss[index], self.probability[index], self.confidence[index], None,
-                           self.token_logprob[index], self.token_mean[index], self.token_std[index], self.hidden[index])
+        return TextSignals(
+            self.loss[index],
+            self.probability[index],
+            self.confidence[index],
+            None,
+            self.token_logprob[index],
+            self.token_mean[index],
+            self.token_std[index],
+            self.hidden[index],
+        )
 
     def concat(self, other: TextSignals) -> TextSignals:
         width = max(self.token_logprob.shape[1], other.token_logprob.shape[1])
-        per_token = [np.concatenate([_pad_columns(a, width), _pad_columns(b, width)])
-                     for a, b in ((self.token_logprob, other.token_logprob), (self.token_mean, other.token_mean),
-                                  (self.token_std, other.token_std))]
-        return TextSignals(np.concatenate([self.loss, other.loss]), np.concatenate([self.probability, other.probability]),
-                           np.concatenate([self.confidence, other.confidence]), None, *per_token,
-                           np.concatenate([self.hidden, other.hidden]))
+        per_token = [
+            np.concatenate([_pad_columns(a, width), _pad_columns(b, width)])
+            for a, b in (
+                (self.token_logprob, other.token_logprob),
+                (self.token_mean, other.token_mean),
+                (self.token_std, other.token_std),
+            )
+        ]
+        return TextSignals(
+            np.concatenate([self.loss, other.loss]),
+            np.concatenate([self.probability, other.probability]),
+            np.concatenate([self.confidence, other.confidence]),
+            None,
+            *per_token,
+            np.concatenate([self.hidden, other.hidden]),
+        )

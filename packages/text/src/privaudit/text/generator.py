@@ -24,7 +24,7 @@ def length_ks(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def distinct_ngrams(ids: list[list[int]], n: int = 2) -> float:
-    grams = [tuple(i[k:k + n]) for i in ids for k in range(len(i) - n + 1)]
+    grams = [tuple(i[k : k + n]) for i in ids for k in range(len(i) - n + 1)]
     return len(set(grams)) / max(1, len(grams))
 
 
@@ -34,12 +34,31 @@ class CausalLMGenerator:
     name = "causal LM"
     conditional = False
 
-    def __init__(self, base: BaseLM, tune: FineTune, *, prompt_tokens: int, min_tokens: int, top_k: int,
-                 device, batch_size: int = 64):
-        self.base, self.tune, self.prompt_tokens, self.min_tokens = base, tune, prompt_tokens, min_tokens
+    def __init__(
+        self,
+        base: BaseLM,
+        tune: FineTune,
+        *,
+        prompt_tokens: int,
+        min_tokens: int,
+        top_k: int,
+        device,
+        batch_size: int = 64,
+    ):
+        self.base, self.tune, self.prompt_tokens, self.min_tokens = (
+            base,
+            tune,
+            prompt_tokens,
+            min_tokens,
+        )
         self.top_k, self.device, self.batch_size = top_k, device, batch_size
-        self.key = {"base": base.key, "tune": asdict(tune), "prompt_tokens": prompt_tokens, "top_k": top_k,
-                    "min_tokens": min_tokens}
+        self.key = {
+            "base": base.key,
+            "tune": asdict(tune),
+            "prompt_tokens": prompt_tokens,
+            "top_k": top_k,
+            "min_tokens": min_tokens,
+        }
 
     def fit(self, members: TextExamples, checkpoint: Path, seed: int) -> None:
         tokenizer = self.base.tokenizer
@@ -47,12 +66,22 @@ class CausalLMGenerator:
         self.lengths = np.array([len(i) for i in self.prompts_from])
         if checkpoint.exists():
             self.model = self._build(seed)
-            self.model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+            self.model.load_state_dict(
+                torch.load(checkpoint, map_location="cpu", weights_only=True)
+            )
             self.model = self.model.to(self.device).eval()
             return
         torch.manual_seed(seed_for(seed, "init"))
-        self.model, _ = train_lm(self._build(seed), tokenizer, members.texts, self.base.block, self.tune, seed=seed,
-                                 desc="generator fine-tune", device=self.device)
+        self.model, _ = train_lm(
+            self._build(seed),
+            tokenizer,
+            members.texts,
+            self.base.block,
+            self.tune,
+            seed=seed,
+            desc="generator fine-tune",
+            device=self.device,
+        )
         import io
 
         from privaudit.core.rundir import atomic_write_bytes
@@ -78,21 +107,34 @@ class CausalLMGenerator:
         gpt = self.model.gpt
         texts: list[str] = []
         for start in range(0, count, self.batch_size):
-            rows = picks[start:start + self.batch_size]
-            prompt = torch.tensor([self.prompts_from[r][: self.prompt_tokens] for r in rows], dtype=torch.long)
-            wanted = targets[start:start + self.batch_size]
+            rows = picks[start : start + self.batch_size]
+            prompt = torch.tensor(
+                [self.prompts_from[r][: self.prompt_tokens] for r in rows], dtype=torch.long
+            )
+            wanted = targets[start : start + self.batch_size]
             new = int(wanted.max()) - self.prompt_tokens
-            out = gpt.generate(input_ids=prompt.to(self.device), attention_mask=torch.ones_like(prompt).to(self.device),
-                               do_sample=True, top_k=self.top_k, max_new_tokens=new, min_new_tokens=new,
-                               suppress_tokens=[tokenizer.eos], pad_token_id=tokenizer.eos)
+            out = gpt.generate(
+                input_ids=prompt.to(self.device),
+                attention_mask=torch.ones_like(prompt).to(self.device),
+                do_sample=True,
+                top_k=self.top_k,
+                max_new_tokens=new,
+                min_new_tokens=new,
+                suppress_tokens=[tokenizer.eos],
+                pad_token_id=tokenizer.eos,
+            )
             for row, length in zip(out.cpu().tolist(), wanted, strict=True):
                 texts.append(tokenizer.decode(row[: int(length)]))
         return TextExamples(texts)
 
-    def quality(self, members: TextExamples, synthetic: TextExamples, held_out: TextExamples, seed: int) -> dict:
+    def quality(
+        self, members: TextExamples, synthetic: TextExamples, held_out: TextExamples, seed: int
+    ) -> dict:
         tokenizer = self.base.tokenizer
-        ids = {name: tokenizer.encode(e.texts, self.base.block)
-               for name, e in (("members", members), ("synthetic", synthetic), ("held_out", held_out))}
+        ids = {
+            name: tokenizer.encode(e.texts, self.base.block)
+            for name, e in (("members", members), ("synthetic", synthetic), ("held_out", held_out))
+        }
         lengths = {name: np.array([len(i) for i in v]) for name, v in ids.items()}
         return {
             "mean_tokens": {k: float(v.mean()) for k, v in lengths.items()},
@@ -102,12 +144,16 @@ class CausalLMGenerator:
             "distinct_2grams": {k: distinct_ngrams(v) for k, v in ids.items()},
         }
 
-    def report_section(self, q: dict, members: TextExamples, synthetic: TextExamples) -> ReportSection:
+    def report_section(
+        self, q: dict, members: TextExamples, synthetic: TextExamples
+    ) -> ReportSection:
         samples = "".join(f"<li>{html.escape(t[:300])}</li>" for t in synthetic.texts[:3])
-        body = (f"<p>Mean tokens: members {q['mean_tokens']['members']:.1f}, synthetic "
-                f"{q['mean_tokens']['synthetic']:.1f}, held out {q['mean_tokens']['held_out']:.1f}. Length KS "
-                f"statistic synthetic vs members {q['length_ks_synthetic_vs_members']:.3f} (held out vs members "
-                f"{q['length_ks_held_out_vs_members']:.3f}). Distinct bigram fraction: synthetic "
-                f"{q['distinct_2grams']['synthetic']:.3f}, members {q['distinct_2grams']['members']:.3f}.</p>"
-                f"<p>First synthetic texts:</p><ul>{samples}</ul>")
+        body = (
+            f"<p>Mean tokens: members {q['mean_tokens']['members']:.1f}, synthetic "
+            f"{q['mean_tokens']['synthetic']:.1f}, held out {q['mean_tokens']['held_out']:.1f}. Length KS "
+            f"statistic synthetic vs members {q['length_ks_synthetic_vs_members']:.3f} (held out vs members "
+            f"{q['length_ks_held_out_vs_members']:.3f}). Distinct bigram fraction: synthetic "
+            f"{q['distinct_2grams']['synthetic']:.3f}, members {q['distinct_2grams']['members']:.3f}.</p>"
+            f"<p>First synthetic texts:</p><ul>{samples}</ul>"
+        )
         return ReportSection("Generator (fine-tuned causal LM)", body)

@@ -72,9 +72,13 @@ class HFCausalLM(nn.Module):
         return self.gpt(input_ids=ids, position_ids=positions, use_cache=False).logits
 
 
-def masked_token_nll(logits: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def masked_token_nll(
+    logits: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
     """Next-token NLL [N, T-1], zero past each text's last token."""
-    nll = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none")
+    nll = nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none"
+    )
     nll = nll.view(len(ids), -1)
     mask = torch.arange(ids.shape[1] - 1, device=ids.device)[None, :] < (lengths[:, None] - 1)
     return nll * mask
@@ -92,8 +96,13 @@ def lora_targets(model: nn.Module) -> list[str]:
     gpt2 = [n for n in ("c_attn", "c_proj", "c_fc") if n in names]
     if gpt2:
         return gpt2
-    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                   if isinstance(m, nn.Linear) and not n.endswith("lm_head")})
+    return sorted(
+        {
+            n.rsplit(".", 1)[-1]
+            for n, m in model.named_modules()
+            if isinstance(m, nn.Linear) and not n.endswith("lm_head")
+        }
+    )
 
 
 def with_lora(model: nn.Module, rank: int, seed: int) -> nn.Module:
@@ -101,8 +110,13 @@ def with_lora(model: nn.Module, rank: int, seed: int) -> nn.Module:
     from peft import LoraConfig, inject_adapter_in_model
 
     torch.manual_seed(seed_for(seed, "lora-init"))
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=lora_targets(model),
-                        fan_in_fan_out=any(n in lora_targets(model) for n in ("c_attn", "c_fc")))
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        lora_dropout=0.0,
+        target_modules=lora_targets(model),
+        fan_in_fan_out=any(n in lora_targets(model) for n in ("c_attn", "c_fc")),
+    )
     import warnings
 
     with warnings.catch_warnings():
@@ -134,22 +148,42 @@ class FineTune:
 class BaseLM:
     """The model every LM of one audit starts from, with its tokenizer and context length."""
 
-    def __init__(self, model: nn.Module, tokenizer: TextTokenizer, block: int, key: dict, name: str):
-        self.model, self.tokenizer, self.block, self.key, self.name = model.eval(), tokenizer, block, key, name
+    def __init__(
+        self, model: nn.Module, tokenizer: TextTokenizer, block: int, key: dict, name: str
+    ):
+        self.model, self.tokenizer, self.block, self.key, self.name = (
+            model.eval(),
+            tokenizer,
+            block,
+            key,
+            name,
+        )
 
     def fresh(self) -> nn.Module:
         return copy.deepcopy(self.model)
 
 
-def train_lm(model: nn.Module, tokenizer: TextTokenizer, texts: list[str], block: int, tune: FineTune, *,
-             seed: int, desc: str, device, progress: bool = True) -> tuple[nn.Module, dict | None]:
+def train_lm(
+    model: nn.Module,
+    tokenizer: TextTokenizer,
+    texts: list[str],
+    block: int,
+    tune: FineTune,
+    *,
+    seed: int,
+    desc: str,
+    device,
+    progress: bool = True,
+) -> tuple[nn.Module, dict | None]:
     """Fine-tune `model` in place on `texts` (one text = one private example); returns (model, DP record)."""
     ids, lengths = tokenizer.batch(texts, block)
     model = model.to(device)
     privacy = None
     lr, batch_size = tune.lr, tune.batch_size
     if tune.epsilon is not None:
-        privacy = PrivacySettings(tune.epsilon, tune.delta, tune.max_grad_norm, reproducible_noise=tune.reproducible_noise)
+        privacy = PrivacySettings(
+            tune.epsilon, tune.delta, tune.max_grad_norm, reproducible_noise=tune.reproducible_noise
+        )
         lr, batch_size = tune.dp_lr, tune.dp_batch_size
     if tune.lora:
         lr = tune.lora_lr
@@ -158,9 +192,18 @@ def train_lm(model: nn.Module, tokenizer: TextTokenizer, texts: list[str], block
         b_ids, b_len = batch[0].to(device), batch[1].to(device)
         return per_text_loss(m(b_ids), b_ids, b_len).mean()
 
-    result = train(model, TensorDataset(ids, lengths), loss,
-                   optimizer=lambda params: torch.optim.Adam([p for p in params if p.requires_grad], lr=lr),
-                   epochs=tune.epochs, batch_size=batch_size, seed=seed, privacy=privacy, desc=desc, progress=progress)
+    result = train(
+        model,
+        TensorDataset(ids, lengths),
+        loss,
+        optimizer=lambda params: torch.optim.Adam([p for p in params if p.requires_grad], lr=lr),
+        epochs=tune.epochs,
+        batch_size=batch_size,
+        seed=seed,
+        privacy=privacy,
+        desc=desc,
+        progress=progress,
+    )
     return result.model.eval(), result.privacy
 
 
@@ -180,8 +223,16 @@ class CausalLMFamily:
         model = self.base.fresh()
         if self.tune.lora:
             model = with_lora(model, self.tune.lora, seed)
-        return train_lm(model, self.base.tokenizer, examples.texts, self.base.block, self.tune, seed=seed,
-                        desc=f"{self.name} fine-tune", device=self.device)
+        return train_lm(
+            model,
+            self.base.tokenizer,
+            examples.texts,
+            self.base.block,
+            self.tune,
+            seed=seed,
+            desc=f"{self.name} fine-tune",
+            device=self.device,
+        )
 
     def target(self, model: nn.Module) -> LMTarget:
         return LMTarget(model.to(self.device), self.base.tokenizer, self.base.block)
@@ -190,8 +241,15 @@ class CausalLMFamily:
 class LMTarget:
     """A causal LM answering per-text signals (TextSignals)."""
 
-    def __init__(self, model: nn.Module, tokenizer: TextTokenizer, block: int, batch_size: int = 64):
-        self.model, self.tokenizer, self.block, self.batch_size = model.eval(), tokenizer, block, batch_size
+    def __init__(
+        self, model: nn.Module, tokenizer: TextTokenizer, block: int, batch_size: int = 64
+    ):
+        self.model, self.tokenizer, self.block, self.batch_size = (
+            model.eval(),
+            tokenizer,
+            block,
+            batch_size,
+        )
 
     @torch.no_grad()
     def signals(self, inputs: list[str], labels=None) -> TextSignals:
@@ -200,9 +258,14 @@ class LMTarget:
         width = ids.shape[1] - 1
         logprob, mean, std, hidden = [], [], [], []
         for start in range(0, len(ids), self.batch_size):
-            b_ids, b_len = ids[start:start + self.batch_size].to(device), lengths[start:start + self.batch_size].to(device)
+            b_ids, b_len = (
+                ids[start : start + self.batch_size].to(device),
+                lengths[start : start + self.batch_size].to(device),
+            )
             positions = torch.arange(b_ids.shape[1], device=device).expand_as(b_ids).contiguous()
-            out = self.model.gpt(input_ids=b_ids, position_ids=positions, use_cache=False, output_hidden_states=True)
+            out = self.model.gpt(
+                input_ids=b_ids, position_ids=positions, use_cache=False, output_hidden_states=True
+            )
             log_p = torch.log_softmax(out.logits[:, :-1].double(), dim=-1)
             token = log_p.gather(-1, b_ids[:, 1:, None]).squeeze(-1)
             mu = (log_p.exp() * log_p).sum(-1)
@@ -212,17 +275,27 @@ class LMTarget:
             logprob.append(torch.where(valid, token, nan).cpu())
             mean.append(torch.where(valid, mu, nan).cpu())
             std.append(torch.where(valid, sigma, nan).cpu())
-            tokens = (torch.arange(b_ids.shape[1], device=device)[None, :] < b_len[:, None]).unsqueeze(-1)
+            tokens = (
+                torch.arange(b_ids.shape[1], device=device)[None, :] < b_len[:, None]
+            ).unsqueeze(-1)
             last = out.hidden_states[-1].double()
             hidden.append(((last * tokens).sum(1) / tokens.sum(1).clamp(min=1)).cpu())
         token_logprob = torch.cat(logprob).numpy()
         loss = -np.nanmean(token_logprob, axis=1)[:, None]
-        return TextSignals(loss=loss, probability=np.exp(-loss), confidence=-loss, correct=None,
-                           token_logprob=token_logprob, token_mean=torch.cat(mean).numpy(),
-                           token_std=torch.cat(std).numpy(), hidden=torch.cat(hidden).numpy())
+        return TextSignals(
+            loss=loss,
+            probability=np.exp(-loss),
+            confidence=-loss,
+            correct=None,
+            token_logprob=token_logprob,
+            token_mean=torch.cat(mean).numpy(),
+            token_std=torch.cat(std).numpy(),
+            hidden=torch.cat(hidden).numpy(),
+        )
 
 
 # ---- the base model: pre-trained here from scratch, or a user's Hugging Face directory
+
 
 def train_tokenizer(texts: list[str], vocab: int) -> TextTokenizer:
     from privaudit.text.corpus import train_tokenizer as train_bpe
@@ -236,7 +309,9 @@ def tokenizer_from_json(text: str) -> TextTokenizer:
     return TextTokenizer(Tokenizer.from_str(text), hf=False)
 
 
-def small_gpt2(tokenizer: TextTokenizer, block: int, layers: int, width: int, seed: int) -> SmallGPT2:
+def small_gpt2(
+    tokenizer: TextTokenizer, block: int, layers: int, width: int, seed: int
+) -> SmallGPT2:
     torch.manual_seed(seed_for(seed, "init"))
     return SmallGPT2(tokenizer.vocab_size, block, layers, width, end_token=tokenizer.eos)
 
@@ -246,20 +321,34 @@ def load_hf_directory(path: str) -> tuple[HFCausalLM, TextTokenizer, int]:
     offline; returns the wrapped model, its tokenizer and its context length."""
     directory = Path(path)
     if not directory.is_dir():
-        raise InputError(f"--model {path}: no such directory; give 'gpt2' (the small GPT-2 trained here) "
-                         "or a local Hugging Face model directory.")
+        raise InputError(
+            f"--model {path}: no such directory; give 'gpt2' (the small GPT-2 trained here) "
+            "or a local Hugging Face model directory."
+        )
     if not (directory / "config.json").is_file():
-        raise InputError(f"--model {path} has no config.json: it is not a Hugging Face model directory.")
-    if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
-        raise InputError(f"--model {path} has no tokenizer (tokenizer.json or tokenizer_config.json).")
+        raise InputError(
+            f"--model {path} has no config.json: it is not a Hugging Face model directory."
+        )
+    if not any(
+        (directory / name).is_file()
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+    ):
+        raise InputError(
+            f"--model {path} has no tokenizer (tokenizer.json or tokenizer_config.json)."
+        )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, attn_implementation="eager",
-                                                     torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            directory, local_files_only=True, attn_implementation="eager", torch_dtype=torch.float32
+        )
     except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"--model {path} cannot be loaded as a causal LM ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:160]}).") from exc
-    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+        raise InputError(
+            f"--model {path} cannot be loaded as a causal LM ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]})."
+        ) from exc
+    context = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", 1024
+    )
     return HFCausalLM(model).eval(), TextTokenizer(tokenizer, hf=True), int(context)

@@ -46,7 +46,9 @@ def loss_score(signals: TextSignals) -> np.ndarray:
 
 
 def zlib_score(signals: TextSignals, texts: list[str]) -> np.ndarray:
-    return -signals.loss[:, 0] / np.array([max(1, zlib_entropy(t)) for t in texts], dtype=np.float64)
+    return -signals.loss[:, 0] / np.array(
+        [max(1, zlib_entropy(t)) for t in texts], dtype=np.float64
+    )
 
 
 def min_k_score(signals: TextSignals, fraction: float = MIN_K_FRACTION) -> np.ndarray:
@@ -62,7 +64,9 @@ def reference_score(target: TextSignals, reference: TextSignals) -> np.ndarray:
     return reference.loss[:, 0] - target.loss[:, 0]
 
 
-def closed_form_scores(texts: list[str], target: TextSignals, reference: TextSignals) -> dict[str, np.ndarray]:
+def closed_form_scores(
+    texts: list[str], target: TextSignals, reference: TextSignals
+) -> dict[str, np.ndarray]:
     """Every closed-form column of the text audit for `texts`."""
     return {
         "loss_pred": loss_score(target),

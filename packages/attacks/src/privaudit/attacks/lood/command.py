@@ -15,7 +15,9 @@ def _class_list(text: str) -> tuple[int, ...] | str:
     try:
         classes = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be 'all', 'auto' or comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be 'all', 'auto' or comma-separated integers, got {text!r}"
+        ) from None
     if len(set(classes)) < 2:
         raise argparse.ArgumentTypeError(f"needs at least two distinct labels, got {text!r}")
     return classes
@@ -23,12 +25,27 @@ def _class_list(text: str) -> tuple[int, ...] | str:
 
 # flag, the LoodConfig field it sets, its type, its help (defaults are LoodConfig's)
 FLAGS = (
-    ("--data", "data", str, "mnist (default), digits, FILE.npz (arrays x, y) or FILE.csv (a 'label' column)"),
-    ("--classes", "classes", _class_list, "labels to keep, e.g. 3,5 or all (auto: 3,5 for mnist, all otherwise)"),
+    (
+        "--data",
+        "data",
+        str,
+        "mnist (default), digits, FILE.npz (arrays x, y) or FILE.csv (a 'label' column)",
+    ),
+    (
+        "--classes",
+        "classes",
+        _class_list,
+        "labels to keep, e.g. 3,5 or all (auto: 3,5 for mnist, all otherwise)",
+    ),
     ("--records", "records", int, "score this many random records (0, the default: all)"),
     ("--sigma2", "sigma2", float, "GP noise / ridge sigma^2 (> 0; default the authors' 0.05)"),
     ("--depth", "kernel.depth", int, "hidden layers of the FC network (>= 1, default 2)"),
-    ("--activation", "kernel.activation", str, f"one of {', '.join(FC_ACTIVATIONS)} (default relu)"),
+    (
+        "--activation",
+        "kernel.activation",
+        str,
+        f"one of {', '.join(FC_ACTIVATIONS)} (default relu)",
+    ),
     ("--kind", "kernel.kind", str, "which kernel the GP uses: nngp (default) or ntk"),
     ("--w-std", "kernel.w_std", float, "weight standard deviation (default sqrt 2)"),
     ("--b-std", "kernel.b_std", float, "bias standard deviation (default 0)"),
@@ -36,15 +53,44 @@ FLAGS = (
     ("--queries", "queries", int, "top records that get an optimised query (default 4)"),
     ("--query-steps", "query.steps", int, "Adam steps per start (default 200)"),
     ("--query-lr", "query.lr", float, "Adam learning rate for the query (default 0.05)"),
-    ("--query-init", "query.init", str, "start from noise (default) or data (another training record)"),
-    ("--query-restarts", "query.restarts", int, "starts per query; the best query wins (default 3)"),
-    ("--ground-truth", "ground_truth.records", int,
-     "train in/out FC networks for N records and correlate LOOD with MIA AUC (0, the default: skip)"),
-    ("--gt-models", "ground_truth.models", int, "networks in the ground-truth study, each record in half (default 32)"),
+    (
+        "--query-init",
+        "query.init",
+        str,
+        "start from noise (default) or data (another training record)",
+    ),
+    (
+        "--query-restarts",
+        "query.restarts",
+        int,
+        "starts per query; the best query wins (default 3)",
+    ),
+    (
+        "--ground-truth",
+        "ground_truth.records",
+        int,
+        "train in/out FC networks for N records and correlate LOOD with MIA AUC (0, the default: skip)",
+    ),
+    (
+        "--gt-models",
+        "ground_truth.models",
+        int,
+        "networks in the ground-truth study, each record in half (default 32)",
+    ),
     ("--gt-width", "ground_truth.width", int, "hidden width of those networks (default 512)"),
     ("--gt-epochs", "ground_truth.epochs", int, "their SGD epochs (default 20)"),
-    ("--gt-lr", "ground_truth.lr", float, "their SGD learning rate, NTK parameterisation (default 0.5)"),
-    ("--seed", "seed", int, "seeds the records scored, the query starts and the networks (default 0)"),
+    (
+        "--gt-lr",
+        "ground_truth.lr",
+        float,
+        "their SGD learning rate, NTK parameterisation (default 0.5)",
+    ),
+    (
+        "--seed",
+        "seed",
+        int,
+        "seeds the records scored, the query starts and the networks (default 0)",
+    ),
 )
 
 
@@ -52,7 +98,9 @@ def add_lood_parser(commands, threads_help: str, device_help: str) -> None:
     from privaudit.core.config import add_config_arguments
 
     lood = commands.add_parser(
-        "lood", help="rank records by leave-one-out distinguishability under the NNGP/NTK (no retraining)")
+        "lood",
+        help="rank records by leave-one-out distinguishability under the NNGP/NTK (no retraining)",
+    )
     add_config_arguments(lood, "kernel.depth=3")
     for flag, field, kind, text in FLAGS:
         lood.add_argument(flag, dest=field, type=kind, default=None, help=text)
@@ -73,8 +121,11 @@ def _config(args: argparse.Namespace):
     if isinstance(classes, tuple):
         flags["classes"] = list(classes)
     config = load_config(LoodConfig, args.config, args.overrides, flags)
-    if classes == "all" or (classes in (None, "auto") and config.data != "mnist"
-                            and config.classes == DEFAULT_MNIST_CLASSES):
+    if classes == "all" or (
+        classes in (None, "auto")
+        and config.data != "mnist"
+        and config.classes == DEFAULT_MNIST_CLASSES
+    ):
         config = dataclasses.replace(config, classes=None)  # every label of a user's data
     return config
 

@@ -20,6 +20,15 @@ from privaudit.attacks.panoramia.protocols import (
 )
 
 __all__ = [
-    "Examples", "Generator", "GivenTarget", "LearnedAttack", "ModelFamily", "PanoramiaInputs",
-    "PanoramiaSettings", "Target", "TensorExamples", "TrainedTarget", "run_panoramia",
+    "Examples",
+    "Generator",
+    "GivenTarget",
+    "LearnedAttack",
+    "ModelFamily",
+    "PanoramiaInputs",
+    "PanoramiaSettings",
+    "Target",
+    "TensorExamples",
+    "TrainedTarget",
+    "run_panoramia",
 ]

@@ -107,7 +107,9 @@ class RunCache(StageCache):
         super().__init__(root)
         self.reused: list[str] = []
 
-    def module(self, path: Path, make: Callable[[], nn.Module], build: Callable[[], nn.Module]) -> nn.Module:
+    def module(
+        self, path: Path, make: Callable[[], nn.Module], build: Callable[[], nn.Module]
+    ) -> nn.Module:
         if path.exists():
             self.reused.append(path.name.split("-")[0])
             model = make()
@@ -149,7 +151,9 @@ def split_sizes(n: int, wanted: list[int]) -> list[int]:
     return sizes.tolist()
 
 
-def mixed_test(real: Examples, other: Examples, seed: int) -> tuple[Examples, np.ndarray, np.ndarray]:
+def mixed_test(
+    real: Examples, other: Examples, seed: int
+) -> tuple[Examples, np.ndarray, np.ndarray]:
     """PANORAMIA's test: slot i holds real[i] with probability 1/2, else other[i]. Returns the
     mixed examples, whether each is real, and its index into real.concat(other)."""
     is_real = np.random.default_rng(seed_for(seed, "test-mix")).random(len(real)) < 0.5
@@ -186,18 +190,28 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     # ---- splits: the generator's members, the audit members, real non-members (none of the data
     # is a non-member of a given model, which was trained on all of it)
     user_non_members = given or inputs.non_members is not None
-    wanted = [settings.generator_examples, settings.audit_members, 0 if user_non_members else settings.non_members]
+    wanted = [
+        settings.generator_examples,
+        settings.audit_members,
+        0 if user_non_members else settings.non_members,
+    ]
     sizes = split_sizes(len(inputs.data), wanted)
     if min(sizes[:2]) < settings.min_examples:
-        raise InputError(f"{inputs.source} is too small: the audit needs at least {settings.min_examples} generator "
-                         f"examples and {settings.min_examples} audit members (it has {len(inputs.data)} examples).")
+        raise InputError(
+            f"{inputs.source} is too small: the audit needs at least {settings.min_examples} generator "
+            f"examples and {settings.min_examples} audit members (it has {len(inputs.data)} examples)."
+        )
     order = np.random.default_rng(seed_for(seed, "split")).permutation(len(inputs.data))
     cuts = np.cumsum([0, *sizes])
-    generator_split, members, held_out = (inputs.data.take(order[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+    generator_split, members, held_out = (
+        inputs.data.take(order[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    )
     non_members = inputs.non_members if user_non_members else (held_out if len(held_out) else None)
     identity = {**inputs.data_key, "seed": seed, "splits": wanted}
-    say(f"{inputs.source}: {len(generator_split)} generator examples, {len(members)} audit members, "
-        f"{0 if non_members is None else len(non_members)} real non-members")
+    say(
+        f"{inputs.source}: {len(generator_split)} generator examples, {len(members)} audit members, "
+        f"{0 if non_members is None else len(non_members)} real non-members"
+    )
 
     trained_on = generator_split.concat(members)
     if inputs.prepare is not None:
@@ -205,7 +219,11 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
 
     # ---- target
     if given:
-        target, target_info, target_key = inputs.target.target, dict(inputs.target.info), inputs.target.key
+        target, target_info, target_key = (
+            inputs.target.target,
+            dict(inputs.target.info),
+            inputs.target.key,
+        )
     else:
         family = inputs.target.family
         target_key = {**identity, "family": family.key}
@@ -220,11 +238,18 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         model = cache.module(cache.path("target", target_key, "pt"), family.build, build_target)
         privacy = json.loads(record_path.read_text())["privacy"] if record_path.exists() else None
         target = family.target(model)
-        target_info = {**inputs.target.info, "trained_on": len(trained_on),
-                       "parameters": sum(p.numel() for p in model.parameters())}
+        target_info = {
+            **inputs.target.info,
+            "trained_on": len(trained_on),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
         if privacy is not None:
-            target_info |= {"target_epsilon": privacy["target_epsilon"], "delta": privacy["delta"],
-                            "spent_epsilon": privacy["epsilon_spent"], "dp": privacy}
+            target_info |= {
+                "target_epsilon": privacy["target_epsilon"],
+                "delta": privacy["delta"],
+                "spent_epsilon": privacy["epsilon_spent"],
+                "dp": privacy,
+            }
     losses = {}
     for name, part in (("member", members), ("non_member", non_members)):
         if part is not None and len(part):
@@ -250,26 +275,39 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     def fit_generator():  # only when a stage that needs the trained generator is not cached
         if not fitted:
             say(f"training the {generator.name} generator on {len(generator_split)} examples")
-            generator.fit(generator_split, cache.path("generator", generator_key, "pt"), seed_for(seed, "generator"))
+            generator.fit(
+                generator_split,
+                cache.path("generator", generator_key, "pt"),
+                seed_for(seed, "generator"),
+            )
             fitted.append(True)
 
     def build_synthetic():
         fit_generator()
         labels = None
-        if generator.conditional:  # audit samples copy the members' labels; helper samples are class-balanced
+        if (
+            generator.conditional
+        ):  # audit samples copy the members' labels; helper samples are class-balanced
             classes = int(inputs.data.labels.max()) + 1
             labels = np.concatenate([np.asarray(members.labels), np.arange(n_helper) % classes])
         say(f"sampling {len(members) + n_helper} synthetic examples")
         return generator.sample(len(members) + n_helper, labels, seed_for(seed, "synthetic"))
 
-    synthetic = cache.examples(cache.path("synthetic", synthetic_key, "pt"), members, build_synthetic)
+    synthetic = cache.examples(
+        cache.path("synthetic", synthetic_key, "pt"), members, build_synthetic
+    )
     synthetic_audit = synthetic.take(np.arange(len(members)))
     synthetic_helper = synthetic.take(np.arange(len(members), len(synthetic)))
+
     def build_quality():
         fit_generator()
         say(f"measuring the {generator.name} generator's quality")
-        return generator.quality(generator_split, synthetic_audit, non_members if non_members is not None else members,
-                                 seed_for(seed, "quality-features"))
+        return generator.quality(
+            generator_split,
+            synthetic_audit,
+            non_members if non_members is not None else members,
+            seed_for(seed, "quality-features"),
+        )
 
     quality = cache.json(cache.path("quality", synthetic_key, "json"), build_quality)
     stages.done("generator")
@@ -279,17 +317,25 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     helper_key = {**synthetic_key, "helper": helper_family.key}
 
     def build_helper():
-        say(f"training the {helper_family.name} helper on {len(synthetic_helper)} synthetic examples")
+        say(
+            f"training the {helper_family.name} helper on {len(synthetic_helper)} synthetic examples"
+        )
         return helper_family.train(synthetic_helper, seed_for(seed, "helper"))[0]
 
-    helper = helper_family.target(cache.module(cache.path("helper", helper_key, "pt"), helper_family.build, build_helper))
+    helper = helper_family.target(
+        cache.module(cache.path("helper", helper_key, "pt"), helper_family.build, build_helper)
+    )
     stages.done("helper")
 
     # ---- baseline (helper signals) and MIA (target signals), each a learned classifier
     mia_column = f"mia_{inputs.target_name.replace('-', '_').replace('.', '_')}_pred"
     models = {"baseline_pred": helper, mia_column: target}
-    attack_key = {"target": target_key, "helper": helper_key, "attack": inputs.attack_key,
-                  "test_fraction": settings.test_fraction}
+    attack_key = {
+        "target": target_key,
+        "helper": helper_key,
+        "attack": inputs.attack_key,
+        "test_fraction": settings.test_fraction,
+    }
 
     def scores_against(others: Examples, role: str, kind: str) -> pd.DataFrame:
         say(f"training the baseline and MIA classifiers (real members vs {kind})")
@@ -299,14 +345,23 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         train_index = np.r_[np.arange(n_train), n + np.arange(n_train)]
         train_examples = real.concat(other).take(train_index)
         is_member = np.r_[np.ones(n_train), np.zeros(n_train)]
-        test, is_real, test_index = mixed_test(real.take(np.arange(n_train, n)), other.take(np.arange(n_train, n)),
-                                               seed_for(seed, role))
+        test, is_real, test_index = mixed_test(
+            real.take(np.arange(n_train, n)),
+            other.take(np.arange(n_train, n)),
+            seed_for(seed, role),
+        )
         table = {"member": is_real.astype(int)}
         for position, (column, model) in enumerate(models.items(), start=1):
-            both = model.signals(real.inputs, real.labels).concat(model.signals(other.inputs, other.labels))
+            both = model.signals(real.inputs, real.labels).concat(
+                model.signals(other.inputs, other.labels)
+            )
             train_signals = both.take(train_index)
-            test_signals = both.take(np.r_[np.arange(n_train, n), n + np.arange(n_train, n)]).take(test_index)
-            attack = inputs.attack(seed_for(seed_for(seed, role), "classifier", position), f"{role}: {column}")
+            test_signals = both.take(np.r_[np.arange(n_train, n), n + np.arange(n_train, n)]).take(
+                test_index
+            )
+            attack = inputs.attack(
+                seed_for(seed_for(seed, role), "classifier", position), f"{role}: {column}"
+            )
             attack.fit(train_examples, train_signals, is_member)
             table[column] = attack.score(test, test_signals)
         if inputs.closed_form is not None:
@@ -319,57 +374,107 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     if "spent_epsilon" in target_info:
         dp = {key: target_info[key] for key in ("spent_epsilon", "target_epsilon", "delta")}
     audit_delta = dp["delta"] if dp else 0.0
-    common = {"alpha": settings.alpha, "delta": audit_delta, "config": settings.config, "member_prior": 0.5,
-              "dp": dp}
+    common = {
+        "alpha": settings.alpha,
+        "delta": audit_delta,
+        "config": settings.config,
+        "member_prior": 0.5,
+        "dp": dp,
+    }
     ground_truth = low_fpr = None
     if non_members is not None and len(non_members):
-        gt_scores = cache.frame(cache.path("scores-ground-truth", {**attack_key, "n": len(non_members)}, "parquet"),
-                                lambda: scores_against(non_members, "ground-truth", "real non-members"))
+        gt_scores = cache.frame(
+            cache.path("scores-ground-truth", {**attack_key, "n": len(non_members)}, "parquet"),
+            lambda: scores_against(non_members, "ground-truth", "real non-members"),
+        )
         gt_dir = out_dir / "ground-truth"
-        gt_report = write_report(gt_scores, gt_dir, extra={"target": target_info}, kind="ground_truth", **common,
-                                 title=f"privaudit {inputs.modality} ground truth: {inputs.target_name} target vs real non-members")
+        gt_report = write_report(
+            gt_scores,
+            gt_dir,
+            extra={"target": target_info},
+            kind="ground_truth",
+            **common,
+            title=f"privaudit {inputs.modality} ground truth: {inputs.target_name} target vs real non-members",
+        )
         ground_truth = ground_truth_summary(gt_report, gt_dir)
         if inputs.closed_form is not None:
-            low_fpr = {k: {"auc": v["auc"], "tpr_at_fpr": v["tpr_at_fpr"]} for k, v in gt_report["columns"].items()}
+            low_fpr = {
+                k: {"auc": v["auc"], "tpr_at_fpr": v["tpr_at_fpr"]}
+                for k, v in gt_report["columns"].items()
+            }
         stages.done("ground_truth")
-    scores = cache.frame(cache.path("scores-panoramia", attack_key, "parquet"),
-                         lambda: scores_against(synthetic_audit, "panoramia", "synthetic non-members"))
+    scores = cache.frame(
+        cache.path("scores-panoramia", attack_key, "parquet"),
+        lambda: scores_against(synthetic_audit, "panoramia", "synthetic non-members"),
+    )
     stages.done("panoramia")
 
     # ---- report
-    sections = [_target_section(target_info), generator.report_section(quality, generator_split, synthetic_audit)]
+    sections = [
+        _target_section(target_info),
+        generator.report_section(quality, generator_split, synthetic_audit),
+    ]
     if ground_truth:
         sections.append(ground_truth_section(ground_truth))
     if low_fpr:
         sections.append(_low_fpr_section(low_fpr))
     cached = list(dict.fromkeys(cache.reused))
-    notes = [f"Reused from the cache ({cache.root}), not recomputed in this run: {', '.join(cached)}."] if cached else []
+    notes = (
+        [f"Reused from the cache ({cache.root}), not recomputed in this run: {', '.join(cached)}."]
+        if cached
+        else []
+    )
     if cached:
         say(f"reused from the cache: {', '.join(cached)}")
     report = write_report(
-        scores, out_dir, sections=sections, notes=notes, kind="panoramia", **common,
+        scores,
+        out_dir,
+        sections=sections,
+        notes=notes,
+        kind="panoramia",
+        **common,
         title=f"privaudit {inputs.modality} PANORAMIA audit: {inputs.target_name} target on {inputs.source}",
-        extra={"target": target_info, "generator": generator.name, "generator_quality": quality,
-               "ground_truth": ground_truth, **({"ground_truth_low_fpr": low_fpr} if low_fpr else {}),
-               "stage_seconds": stages.seconds, "cached_stages": cached},
+        extra={
+            "target": target_info,
+            "generator": generator.name,
+            "generator_quality": quality,
+            "ground_truth": ground_truth,
+            **({"ground_truth_low_fpr": low_fpr} if low_fpr else {}),
+            "stage_seconds": stages.seconds,
+            "cached_stages": cached,
+        },
     )
     if report["verdict"].get("generator_too_weak"):
-        say("warning: " + next(c for c in report["verdict"]["caveats"] if c.startswith("The generator is too weak")))
+        say(
+            "warning: "
+            + next(
+                c for c in report["verdict"]["caveats"] if c.startswith("The generator is too weak")
+            )
+        )
     return report
 
 
 def _target_section(info: dict) -> ReportSection:
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in info.items() if k != "dp")
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in info.items()
+        if k != "dp"
+    )
     return ReportSection("Target", f"<table>{rows}</table>")
 
 
 def _low_fpr_section(columns: dict) -> ReportSection:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['auc']:.3f}</td><td>{v['tpr_at_fpr']['0.01']:.4f}</td>"
-                   f"<td>{v['tpr_at_fpr']['0.001']:.4f}</td></tr>" for k, v in columns.items())
-    return ReportSection("Every attack against real non-members: AUC and TPR at low FPR", (
-        "<p>The ground-truth test mix (real members vs real held-out non-members); the closed-form columns "
-        "need no training. With few test points the TPR at 0.1% FPR is the TPR at the lowest FPR the test "
-        "can show.</p><table><tr><th>column</th><th>AUC</th><th>TPR at 1% FPR</th><th>TPR at 0.1% FPR</th></tr>"
-        f"{rows}</table>"))
-
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v['auc']:.3f}</td><td>{v['tpr_at_fpr']['0.01']:.4f}</td>"
+        f"<td>{v['tpr_at_fpr']['0.001']:.4f}</td></tr>"
+        for k, v in columns.items()
+    )
+    return ReportSection(
+        "Every attack against real non-members: AUC and TPR at low FPR",
+        (
+            "<p>The ground-truth test mix (real members vs real held-out non-members); the closed-form columns "
+            "need no training. With few test points the TPR at 0.1% FPR is the TPR at the lowest FPR the test "
+            "can show.</p><table><tr><th>column</th><th>AUC</th><th>TPR at 1% FPR</th><th>TPR at 0.1% FPR</th></tr>"
+            f"{rows}</table>"
+        ),
+    )

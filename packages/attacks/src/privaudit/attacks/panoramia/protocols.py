@@ -67,10 +67,14 @@ class Generator(Protocol):
 
     def sample(self, count: int, labels: np.ndarray | None, seed: int) -> Examples: ...
 
-    def quality(self, members: Examples, synthetic: Examples, held_out: Examples, seed: int) -> dict:
+    def quality(
+        self, members: Examples, synthetic: Examples, held_out: Examples, seed: int
+    ) -> dict:
         """How close the samples are to the members (a JSON-able dict)."""
 
-    def report_section(self, quality: dict, members: Examples, synthetic: Examples) -> ReportSection: ...
+    def report_section(
+        self, quality: dict, members: Examples, synthetic: Examples
+    ) -> ReportSection: ...
 
 
 class LearnedAttack(Protocol):
@@ -99,7 +103,9 @@ class TensorExamples:
         return TensorExamples(self.inputs[index], self.labels[index])
 
     def concat(self, other: TensorExamples) -> TensorExamples:
-        return TensorExamples(torch.cat([self.inputs, other.inputs]), torch.cat([self.labels, other.labels]))
+        return TensorExamples(
+            torch.cat([self.inputs, other.inputs]), torch.cat([self.labels, other.labels])
+        )
 
     def save(self, path: Path) -> None:
         import io

@@ -105,8 +105,13 @@ def train_shadow_heads(
     chunks = store.layout.chunks()
     if ray_address is not None:
         gpus = 1 if torch.device(job.device).type == "cuda" else 0
-        results = ray_map(ray_address, train_chunk, [(job, c, chunks[c][1]) for c in todo], gpus=gpus,
-                          shared=(features.cpu(), labels))
+        results = ray_map(
+            ray_address,
+            train_chunk,
+            [(job, c, chunks[c][1]) for c in todo],
+            gpus=gpus,
+            shared=(features.cpu(), labels),
+        )
     else:
         features = features.to(job.device)
         results = (train_chunk(features, labels, job, c, chunks[c][1]) for c in todo)

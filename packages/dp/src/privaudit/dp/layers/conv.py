@@ -51,7 +51,11 @@ def unfold(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
     if dims == 2:  # im2col is a copy; the one-hot convolution costs as much as the Gram matrices
         return F.unfold(x, kernel_size, dilation, padding, stride)
     patch = int(torch.tensor(kernel_size).prod())
-    eye = torch.eye(patch, dtype=x.dtype, device=x.device).reshape(patch, 1, *kernel_size).repeat(channels, 1, *[1] * dims)
+    eye = (
+        torch.eye(patch, dtype=x.dtype, device=x.device)
+        .reshape(patch, 1, *kernel_size)
+        .repeat(channels, 1, *[1] * dims)
+    )
     patches = _CONV[dims](x, eye, None, stride, padding, dilation, groups=channels)
     return patches.flatten(2)
 
@@ -60,8 +64,12 @@ def conv_ghost_norm_sq(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
     """||per-sample weight gradient||^2 from Gram matrices of patches and output gradients, per group,
     a chunk of samples at a time."""
     positions = g[0, 0].numel()
-    size = chunk_size(x, positions * module.weight[0].numel() * module.groups + 2 * positions * positions)
-    return torch.cat([_ghost_norm_sq(module, x[i : i + size], g[i : i + size]) for i in range(0, len(x), size)])
+    size = chunk_size(
+        x, positions * module.weight[0].numel() * module.groups + 2 * positions * positions
+    )
+    return torch.cat(
+        [_ghost_norm_sq(module, x[i : i + size], g[i : i + size]) for i in range(0, len(x), size)]
+    )
 
 
 def _ghost_norm_sq(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
@@ -79,8 +87,13 @@ def conv_per_sample_weight(module: nn.Module, x: Tensor, g: Tensor) -> Tensor:
     batch, dims = x.shape[0], x.dim() - 2
     weight_shape = (batch * module.out_channels, *module.weight.shape[1:])
     per_sample = _WEIGHT_GRAD[dims](
-        x.reshape(1, -1, *x.shape[2:]), weight_shape, g.reshape(1, -1, *g.shape[2:]),
-        module.stride, padding, module.dilation, batch * module.groups,
+        x.reshape(1, -1, *x.shape[2:]),
+        weight_shape,
+        g.reshape(1, -1, *g.shape[2:]),
+        module.stride,
+        padding,
+        module.dilation,
+        batch * module.groups,
     )
     return per_sample.reshape(batch, *module.weight.shape)
 
@@ -115,7 +128,9 @@ class ConvRule(LayerRule):
     def per_sample_grads(self, call: LayerCall) -> dict[str, Tensor]:
         return self.explicit_norms_sq(call, keep=True)[1]
 
-    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def explicit_norms_sq(
+        self, call: LayerCall, keep: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         module, x, g = call.module, call.input, call.grad_out
         if uses_kernel(call):
             return self._triton_norms_sq(call, keep)
@@ -130,7 +145,9 @@ class ConvRule(LayerRule):
                 grads["weight"][start : start + size] = piece
         return _with_bias(module, g, keep, norms, grads)
 
-    def _triton_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def _triton_norms_sq(
+        self, call: LayerCall, keep: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One kernel: per-sample norms from input and output gradient, no patches, no per-sample
         gradients unless kept."""
         from privaudit.dp.kernels.per_sample import norms_sq
@@ -161,11 +178,25 @@ class ConvRule(LayerRule):
             weight = weighted_sum(x, g, coef, geometry)
             grads = {"weight": weight.reshape(module.weight.shape).to(module.weight.dtype)}
             if module.bias is not None:
-                grads["bias"] = torch.einsum("b,bo->o", coef.to(call.grad_out.dtype), call.grad_out.flatten(2).sum(2))
+                grads["bias"] = torch.einsum(
+                    "b,bo->o", coef.to(call.grad_out.dtype), call.grad_out.flatten(2).sum(2)
+                )
             return grads
         x, padding = padded_input(module, call.input)
-        scaled = call.grad_out * coef.to(call.grad_out.dtype).view(-1, *[1] * (call.grad_out.dim() - 1))
-        grads = {"weight": _WEIGHT_GRAD[x.dim() - 2](x, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups)}
+        scaled = call.grad_out * coef.to(call.grad_out.dtype).view(
+            -1, *[1] * (call.grad_out.dim() - 1)
+        )
+        grads = {
+            "weight": _WEIGHT_GRAD[x.dim() - 2](
+                x,
+                module.weight.shape,
+                scaled,
+                module.stride,
+                padding,
+                module.dilation,
+                module.groups,
+            )
+        }
         if module.bias is not None:
             grads["bias"] = scaled.transpose(0, 1).flatten(1).sum(1)
         return grads

@@ -20,7 +20,9 @@ class EmbeddingRule(LayerRule):
         tokens, grads = _tokens_and_grads(call)
         batch, rows = tokens.shape[0], call.module.num_embeddings
         flat = (tokens + rows * torch.arange(batch, device=tokens.device).unsqueeze(1)).flatten()
-        out = grads.new_zeros(batch * rows, grads.shape[-1]).index_add_(0, flat, grads.reshape(-1, grads.shape[-1]))
+        out = grads.new_zeros(batch * rows, grads.shape[-1]).index_add_(
+            0, flat, grads.reshape(-1, grads.shape[-1])
+        )
         return {"weight": out.reshape(batch, rows, -1)}
 
     def ghost_norms_sq(self, call: LayerCall) -> dict[str, Tensor]:

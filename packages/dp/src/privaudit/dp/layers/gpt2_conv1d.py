@@ -27,7 +27,9 @@ class GPT2Conv1DRule(LayerRule):
         weight = None if uses_kernel(call, a) else linear_ghost_norm_sq(a, g)
         return None if weight is None else {"weight": weight, "bias": g.sum(1).pow(2).sum(1)}
 
-    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def explicit_norms_sq(
+        self, call: LayerCall, keep: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
         if not uses_kernel(call, a):
             return super().explicit_norms_sq(call, keep)
@@ -43,10 +45,13 @@ class GPT2Conv1DRule(LayerRule):
         bias = torch.einsum("b,btp->p", coef.to(g.dtype), g)
         if call.kernels == "triton":
             # written into an [in, out] buffer through its transposed view, as the weight is laid out
-            accumulate = torch.float64 if torch.promote_types(a.dtype, g.dtype) == torch.float64 else torch.float32
+            accumulate = (
+                torch.float64
+                if torch.promote_types(a.dtype, g.dtype) == torch.float64
+                else torch.float32
+            )
             out = a.new_zeros(call.module.weight.shape, dtype=accumulate)
             triton_weighted_weight(a, g, coef, out=out.t())
             return {"weight": out.to(call.module.weight.dtype), "bias": bias}
         # [in, out] directly (the transpose of the Linear form would leave a strided copy to the optimizer)
         return {"weight": linear_weighted_weight(g, a, coef), "bias": bias}
-

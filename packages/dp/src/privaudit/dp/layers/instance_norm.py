@@ -12,7 +12,13 @@ class InstanceNormRule(AffineNormRule):
         module = call.module
         if module.training or not module.track_running_stats:
             return F.instance_norm(call.input, eps=module.eps)
-        return F.instance_norm(call.input, module.running_mean, module.running_var, use_input_stats=False, eps=module.eps)
+        return F.instance_norm(
+            call.input,
+            module.running_mean,
+            module.running_var,
+            use_input_stats=False,
+            eps=module.eps,
+        )
 
     def reduce(self, call, t):
         return sum_trailing(t)

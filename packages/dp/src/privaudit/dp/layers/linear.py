@@ -25,7 +25,9 @@ def linear_ghost_norm_sq(a: Tensor, g: Tensor) -> Tensor | None:
 
 def linear_weighted_weight(a: Tensor, g: Tensor, coef: Tensor) -> Tensor:
     """sum_i coef_i sum_t g_it a_it^T as one matmul, [p, D]."""
-    if a.shape[-1] < g.shape[-1]:  # scale the smaller of the two (a 512-wide input, not 8192 logits)
+    if (
+        a.shape[-1] < g.shape[-1]
+    ):  # scale the smaller of the two (a 512-wide input, not 8192 logits)
         a = a * coef.to(a.dtype).view(-1, 1, 1)
     else:
         g = g * coef.to(g.dtype).view(-1, 1, 1)
@@ -36,7 +38,9 @@ def triton_norms_sq(a: Tensor, g: Tensor, keep: bool) -> tuple[Tensor, Tensor | 
     """Per-sample ||sum_t g_t a_t^T||^2 by the Triton kernel, and the [B, p, D] gradients when `keep`."""
     from privaudit.dp.kernels import per_sample
 
-    return per_sample.norms_sq(per_sample.linear_view(a), per_sample.linear_view(g), per_sample.Geometry(), keep)
+    return per_sample.norms_sq(
+        per_sample.linear_view(a), per_sample.linear_view(g), per_sample.Geometry(), keep
+    )
 
 
 def triton_weighted_weight(a: Tensor, g: Tensor, coef: Tensor, out: Tensor | None = None) -> Tensor:
@@ -72,7 +76,9 @@ class LinearRule(LayerRule):
             norms["bias"] = g.sum(1).pow(2).sum(1)
         return norms
 
-    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def explicit_norms_sq(
+        self, call: LayerCall, keep: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         a, g = as_sequence(call.input), as_sequence(call.grad_out)
         if not uses_kernel(call, a):
             return super().explicit_norms_sq(call, keep)

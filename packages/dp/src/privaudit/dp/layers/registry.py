@@ -65,7 +65,9 @@ class LayerRule:
         """Per-sample squared gradient norms, or None when the explicit route is cheaper."""
         return None
 
-    def explicit_norms_sq(self, call: LayerCall, keep: bool) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def explicit_norms_sq(
+        self, call: LayerCall, keep: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Per-sample squared norms from explicit per-sample gradients, and those gradients when
         `keep` (else an empty dict: a rule may then form them piece by piece and drop them)."""
         grads = self.per_sample_grads(call)
@@ -99,7 +101,11 @@ def rule_for(module: nn.Module) -> LayerRule | None:
 
 def norm_sq(g: Tensor) -> Tensor:
     """Squared norm of each row of a [B, ...] tensor, without a squared copy of it."""
-    return torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))).square() if g.dim() > 1 else g.square()
+    return (
+        torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))).square()
+        if g.dim() > 1
+        else g.square()
+    )
 
 
 def batch_dot(x: Tensor, y: Tensor) -> Tensor:

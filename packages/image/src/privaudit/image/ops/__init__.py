@@ -30,7 +30,11 @@ def build_extension(verbose: bool = False):
     try:
         from torch.utils import cpp_extension
 
-        build_dir = Path(os.environ.get("PRIVAUDIT_EXTENSIONS_DIR", Path.home() / ".cache" / "privaudit" / "extensions"))
+        build_dir = Path(
+            os.environ.get(
+                "PRIVAUDIT_EXTENSIONS_DIR", Path.home() / ".cache" / "privaudit" / "extensions"
+            )
+        )
         build_dir = build_dir / f"fused_ops-torch{torch.__version__.split('+')[0]}"
         build_dir.mkdir(parents=True, exist_ok=True)
         # ninja from the `compiled` extra lives beside the interpreter; make sure the build finds it.
@@ -38,12 +42,20 @@ def build_extension(verbose: bool = False):
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         _state["module"] = cpp_extension.load(
-            name="privaudit_fused_ops", sources=[str(Path(__file__).with_name("fused_ops.cpp"))],
-            build_directory=str(build_dir), extra_cflags=["-O3"], verbose=verbose,
+            name="privaudit_fused_ops",
+            sources=[str(Path(__file__).with_name("fused_ops.cpp"))],
+            build_directory=str(build_dir),
+            extra_cflags=["-O3"],
+            verbose=verbose,
         )
     except Exception as exc:  # no compiler, no ninja, headers missing: fall back to PyTorch
-        _state["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        warnings.warn(f"fused ops unavailable, using the PyTorch implementation ({_state['error']})", stacklevel=2)
+        _state["error"] = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        )
+        warnings.warn(
+            f"fused ops unavailable, using the PyTorch implementation ({_state['error']})",
+            stacklevel=2,
+        )
     return _state["module"]
 
 
@@ -64,12 +76,18 @@ def build_error() -> str | None:
 
 
 def _compiled_for(x: torch.Tensor):
-    if _state["wanted"] and _state["module"] is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+    if (
+        _state["wanted"]
+        and _state["module"] is not None
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+    ):
         return _state["module"]
     return None
 
 
 # ---- bias + activation -------------------------------------------------------------------------
+
 
 def bias_act_reference(x, b=None, act="lrelu", alpha=0.2, gain=None, clamp=None):
     """act(x + b) * gain, optionally clamped, in PyTorch (b broadcast over dim 1)."""
@@ -103,7 +121,11 @@ class _BiasActCompiled(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         code, alpha, gain, clamp, has_bias = ctx.meta
         dx = _state["module"].bias_act_grad(dy, y, code, alpha, gain, clamp)
-        db = dx.sum(dim=[0] + list(range(2, dx.ndim))) if has_bias and ctx.needs_input_grad[1] else None
+        db = (
+            dx.sum(dim=[0] + list(range(2, dx.ndim)))
+            if has_bias and ctx.needs_input_grad[1]
+            else None
+        )
         return dx, db, None, None, None, None
 
 
@@ -115,7 +137,9 @@ def bias_act(x, b=None, act="lrelu", alpha=0.2, gain=None, clamp=None):
         return bias_act_reference(x, b, act, alpha, gain, clamp)
     code, default_gain = ACTIVATIONS[act]
     gain = default_gain if gain is None else gain
-    return _BiasActCompiled.apply(x, b, code, float(alpha), float(gain), -1.0 if clamp is None else float(clamp))
+    return _BiasActCompiled.apply(
+        x, b, code, float(alpha), float(gain), -1.0 if clamp is None else float(clamp)
+    )
 
 
 _double_backward = {"on": False}
@@ -138,6 +162,7 @@ def _double_backward_needed() -> bool:
 
 # ---- grid sampling -----------------------------------------------------------------------------
 
+
 def grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """F.grid_sample (bilinear, zero padding, align_corners=False) whose gradient with respect to x is
     itself differentiable on every device, for R1 through ADA's warp; the grid gets no gradient.
@@ -148,9 +173,13 @@ def grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return _GridSample.apply(x, grid.detach())
 
 
-def _grid_sample_input_grad(grad_out: torch.Tensor, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+def _grid_sample_input_grad(
+    grad_out: torch.Tensor, x: torch.Tensor, grid: torch.Tensor
+) -> torch.Tensor:
     # interpolation 0 = bilinear, padding 0 = zeros; output_mask: the input's gradient only
-    grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(grad_out, x, grid, 0, 0, False, [True, False])
+    grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(
+        grad_out, x, grid, 0, 0, False, [True, False]
+    )
     return grad_x
 
 
@@ -180,6 +209,7 @@ class _GridSampleTranspose(torch.autograd.Function):
 
 # ---- upfirdn2d ---------------------------------------------------------------------------------
 
+
 def setup_filter(taps=(1, 3, 3, 1), normalize=True) -> torch.Tensor:
     """A separable 2-D FIR filter from 1-D taps, normalised to sum 1."""
     f = torch.as_tensor(taps, dtype=torch.float32)
@@ -201,7 +231,12 @@ def upfirdn2d_reference(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1
     x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
     x = x.reshape(n, c, h * upy, w * upx)
     x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
-    x = x[:, :, max(-pady0, 0): x.shape[2] - max(-pady1, 0), max(-padx0, 0): x.shape[3] - max(-padx1, 0)]
+    x = x[
+        :,
+        :,
+        max(-pady0, 0) : x.shape[2] - max(-pady1, 0),
+        max(-padx0, 0) : x.shape[3] - max(-padx1, 0),
+    ]
     f = (f * gain).to(x.dtype)
     if not flip_filter:
         f = f.flip([0, 1])
@@ -227,8 +262,9 @@ def _upfirdn2d_compiled(x, f, up, down, padding, flip_filter, gain):
         def forward(ctx, x, f):
             ctx.x_shape = x.shape
             ctx.save_for_backward(f)
-            return _state["module"].upfirdn2d(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1,
-                                              flip_filter, float(gain))
+            return _state["module"].upfirdn2d(
+                x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, float(gain)
+            )
 
         @staticmethod
         def backward(ctx, dy):
@@ -237,8 +273,12 @@ def _upfirdn2d_compiled(x, f, up, down, padding, flip_filter, gain):
             _, _, oh, ow = dy.shape
             fh, fw = f.shape
             # The adjoint is another upfirdn2d: up and down swap, the filter flips, padding mirrors.
-            p = (fw - padx0 - 1, iw * upx - ow * downx + padx0 - upx + 1,
-                 fh - pady0 - 1, ih * upy - oh * downy + pady0 - upy + 1)
+            p = (
+                fw - padx0 - 1,
+                iw * upx - ow * downx + padx0 - upx + 1,
+                fh - pady0 - 1,
+                ih * upy - oh * downy + pady0 - upy + 1,
+            )
             dx = _upfirdn2d_compiled(dy, f, (downx, downy), (upx, upy), p, not flip_filter, gain)
             return dx, None
 
