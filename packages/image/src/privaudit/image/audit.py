@@ -160,17 +160,10 @@ def run_audit(config: ImageAuditConfig) -> dict:
         },
         non_members=_user_non_members(config, dataset),
     )
-    settings = PanoramiaSettings(
-        seed=config.seed,
-        out_dir=config.out_dir,
-        cache_dir=config.cache_dir,
+    settings = PanoramiaSettings.from_config(
+        config,
         generator_examples=config.generator_images,
-        audit_members=config.audit_members,
-        non_members=config.non_members,
         helper_examples=config.helper_images,
-        test_fraction=config.test_fraction,
-        alpha=config.alpha,
         min_examples=20,
-        config=config.as_dict(),
     )
     return run_panoramia(inputs, settings)

@@ -132,17 +132,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
         non_members=_user_non_members(config, table),
         prepare=fit_encoders,
     )
-    settings = PanoramiaSettings(
-        seed=config.seed,
-        out_dir=config.out_dir,
-        cache_dir=config.cache_dir,
-        generator_examples=config.generator_rows,
-        audit_members=config.audit_members,
-        non_members=config.non_members,
-        helper_examples=None,
-        test_fraction=config.test_fraction,
-        alpha=config.alpha,
-        min_examples=50,
-        config=config.as_dict(),
+    settings = PanoramiaSettings.from_config(
+        config, generator_examples=config.generator_rows, helper_examples=None, min_examples=50
     )
     return run_panoramia(inputs, settings)

@@ -297,18 +297,10 @@ def run_audit(config: TextAuditConfig) -> dict:
         non_members=non_members,
         closed_form=closed_form,
     )
-    settings = PanoramiaSettings(
-        seed=config.seed,
-        out_dir=config.out_dir,
-        cache_dir=config.cache_dir,
+    settings = PanoramiaSettings.from_config(
+        config,
         generator_examples=config.generator_examples,
-        audit_members=config.audit_members,
-        non_members=config.non_members,
         helper_examples=None,
-        test_fraction=config.test_fraction,
-        alpha=config.alpha,
         min_examples=MIN_EXAMPLES,
-        config=config.as_dict(),
     )
-    report = run_panoramia(inputs, settings)
-    return report
+    return run_panoramia(inputs, settings)

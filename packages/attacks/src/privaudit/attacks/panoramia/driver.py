@@ -99,6 +99,26 @@ class PanoramiaSettings:
     min_examples: int  # the generator split and the audit members each need at least this many
     config: dict  # the modality's resolved config, written to config.json
 
+    @classmethod
+    def from_config(
+        cls, config, *, generator_examples: int, helper_examples: int | None, min_examples: int
+    ) -> PanoramiaSettings:
+        """From a modality's config, whose seed, out_dir, cache_dir, audit_members, non_members,
+        test_fraction and alpha fields every PANORAMIA audit shares."""
+        return cls(
+            seed=config.seed,
+            out_dir=config.out_dir,
+            cache_dir=config.cache_dir,
+            generator_examples=generator_examples,
+            audit_members=config.audit_members,
+            non_members=config.non_members,
+            helper_examples=helper_examples,
+            test_fraction=config.test_fraction,
+            alpha=config.alpha,
+            min_examples=min_examples,
+            config=config.as_dict(),
+        )
+
 
 class RunCache(StageCache):
     """The stage cache, with torch modules and examples, recording which stages were reused."""
