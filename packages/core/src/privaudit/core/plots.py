@@ -23,10 +23,23 @@ def thin(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(a[keep] for a in arrays)
 
 
-def _png(fig) -> bytes:
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes (no timestamp or software tag, so equal plots give equal
+    bytes); the figure is closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+    return buffer.getvalue()
+
+
+def pixels_png(array: np.ndarray, scale: int = 1) -> bytes:
+    """A uint8 image ([H, W] grey or [H, W, 3]) as PNG bytes, each pixel a `scale` x `scale` block."""
+    from PIL import Image
+
+    image = Image.fromarray(array)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -50,7 +63,7 @@ def roc_png(rocs: dict[str, tuple[np.ndarray, np.ndarray]], *, log_scale: bool) 
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def eps_recall_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> bytes:
@@ -64,7 +77,7 @@ def eps_recall_png(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> b
     ax.set_ylabel("eps lower bound (c_lb for the baseline, {c+eps}_lb for an MIA)")
     ax.set_title("eps lower bound vs recall (dashed: maximum)")
     ax.legend(fontsize=8, loc="upper right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def precision_recall_png(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> bytes:
@@ -78,7 +91,7 @@ def precision_recall_png(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     ax.set_ylabel("precision")
     ax.set_title("precision vs recall (dashed: theoretical maximum at the column's bound)")
     ax.legend(fontsize=8, loc="lower left")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def ladder_png(points: list[dict]) -> bytes:
@@ -102,4 +115,4 @@ def ladder_png(points: list[dict]) -> bytes:
     ax.set_ylabel("PANORAMIA eps_tilde (not a lower bound)")
     ax.set_title("Leakage ladder: the audit against the ground truth")
     ax.legend(fontsize=8, loc="best")
-    return _png(fig)
+    return figure_png(fig)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
-from PIL import Image
+from privaudit.core.plots import pixels_png
 from privaudit.dp.devices import model_device
 from privaudit.image.models import (
     CcexamMNISTNet,
@@ -103,8 +101,4 @@ def image_grid_png(
         rows.append(torch.cat(cells, dim=2))
     grid = torch.cat(rows, dim=1)
     array = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    image = Image.fromarray(array[:, :, 0] if c == 1 else array)
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return pixels_png(array[:, :, 0] if c == 1 else array, scale)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 import matplotlib
@@ -10,13 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+from privaudit.core.plots import figure_png  # noqa: E402
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
@@ -36,7 +29,7 @@ def distribution_png(kl: np.ndarray) -> bytes:
     ax.set_ylabel("records")
     ax.set_title("Distribution of LOOD over the records")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def landscape_png(kl: np.ndarray, labels: np.ndarray, class_names, rows: np.ndarray) -> bytes:
@@ -64,7 +57,7 @@ def landscape_png(kl: np.ndarray, labels: np.ndarray, class_names, rows: np.ndar
     right.set_xlabel("PC 1")
     right.set_ylabel("PC 2")
     right.set_title("LOOD over the input space (PCA)")
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def image_grid_png(
@@ -80,7 +73,7 @@ def image_grid_png(
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
         ax.set_title(caption, fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def scatter_png(lood: np.ndarray, auc: np.ndarray, correlation: dict) -> bytes:
@@ -99,4 +92,4 @@ def scatter_png(lood: np.ndarray, auc: np.ndarray, correlation: dict) -> bytes:
     ax.set_title(
         f"LOOD vs MIA AUC: Pearson {fmt('pearson')}, Spearman {fmt('spearman')}", fontsize=10
     )
-    return _png(fig)
+    return figure_png(fig, dpi=100)

@@ -4,12 +4,10 @@ of reconstructions beside real private examples (marked sensitive) and the loss 
 from __future__ import annotations
 
 import html
-import io
 
 import numpy as np
 import torch
-from PIL import Image
-from privaudit.core.plots import plt  # matplotlib with the Agg backend
+from privaudit.core.plots import figure_png, pixels_png, plt  # plt: matplotlib, Agg backend
 from privaudit.core.report import ReportSection, write_page_report
 
 SENSITIVE = ("SENSITIVE: this report shows private training images of the target and reconstructions of "
@@ -59,18 +57,7 @@ def grid_png(real: torch.Tensor, real_labels: torch.Tensor, rebuilt: torch.Tenso
         rows.append(torch.cat(cells, dim=2))
     grid = torch.cat(rows, dim=1)
     array = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    image = Image.fromarray(array[:, :, 0] if c == 1 else array)
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return pixels_png(array[:, :, 0] if c == 1 else array, scale)
 
 
 def losses_png(runs: dict[str, dict]) -> bytes:
@@ -88,7 +75,7 @@ def losses_png(runs: dict[str, dict]) -> bytes:
     axes[1].set_ylabel("max-margin, two views")
     for ax in axes:
         ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def write_report(out_dir, report: dict, *, grids: dict[str, bytes], runs: dict[str, dict], config: dict,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 import shutil
 import tempfile
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from privaudit.core import plots
-from privaudit.core.plots import plt  # matplotlib with the Agg backend
+from privaudit.core.plots import figure_png, pixels_png, plt  # plt: matplotlib, Agg backend
 from privaudit.core.rundir import dumps_json, provenance
 
 SENSITIVE = (
@@ -65,18 +63,7 @@ def grid_png(
                                     for g in groups], 2))  # fmt: skip
         rows.append(np.concatenate([_cell(rebuilt_h1[h, g], (128, 128, 128)) for g in groups], 2))
         rows.append(np.full((3, 4, rows[-1].shape[2]), 255, dtype=np.uint8))
-    image = Image.fromarray(np.concatenate(rows, 1).transpose(1, 2, 0))
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return pixels_png(np.concatenate(rows, 1).transpose(1, 2, 0), scale)
 
 
 def _histogram_png(h0: np.ndarray, h1: np.ndarray, threshold: float) -> bytes:
@@ -92,7 +79,7 @@ def _histogram_png(h0: np.ndarray, h1: np.ndarray, threshold: float) -> bytes:
     ax.set_xlabel("min-MSE to the class's training images")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _loss_png(losses: list[float]) -> bytes:
@@ -103,7 +90,7 @@ def _loss_png(losses: list[float]) -> bytes:
     ax.plot(np.arange(len(smooth)) + window, smooth, linewidth=1.2)
     ax.set_xlabel("reconstructor step")
     ax.set_ylabel(f"(MSE + MAE) / 2, mean of {window}")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _img(name: str, data: bytes) -> str:
