@@ -21,7 +21,7 @@ import torch
 from privaudit.core.rundir import atomic_write_json, provenance
 from privaudit.dp.randomness import seed_for
 from privaudit.tabular.data import ADULT_LABEL, adult, prepare_table
-from privaudit.tabular.generator import discrete_columns
+from privaudit.tabular.generator import discrete_columns, synthesizer_metadata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_score
 
@@ -47,16 +47,12 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     from sdv import single_table
-    from sdv.metadata import Metadata
 
     table = prepare_table(adult(), ADULT_LABEL, source="UCI Adult", min_rows=300)
     rows = table.frame.sample(frac=1, random_state=seed_for(args.seed, "split") % 2**32)
     train, real = rows.iloc[: args.rows], rows.iloc[args.rows : 2 * args.rows]
     discrete = discrete_columns(table, train)
-    sdtypes = {c: ("categorical" if c in discrete else t) for c, t in table.sdtypes.items()}
-    metadata = Metadata.load_from_dict(
-        {"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}}
-    )
+    metadata = synthesizer_metadata(table, discrete)
     results = []
     for index, (name, options) in enumerate(SYNTHESIZERS):
         start = time.perf_counter()

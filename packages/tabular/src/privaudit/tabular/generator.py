@@ -26,6 +26,16 @@ def discrete_columns(table: Table, train: pd.DataFrame) -> list[str]:
     return found
 
 
+def synthesizer_metadata(table: Table, discrete: list[str]):
+    """sdv metadata with the `discrete` numerical columns declared categorical."""
+    from sdv.metadata import Metadata
+
+    sdtypes = {c: ("categorical" if c in discrete else t) for c, t in table.sdtypes.items()}
+    return Metadata.load_from_dict(
+        {"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}}
+    )
+
+
 class CtganGenerator:
     """CTGAN through sdv, trained on the generator split; samples come with their labels."""
 
@@ -39,17 +49,11 @@ class CtganGenerator:
     def fit(self, members, checkpoint, seed: int) -> None:
         """Train on the members' rows (sdv saves a synthesizer only by pickling, so there is no
         checkpoint: the driver caches the samples instead)."""
-        from sdv.metadata import Metadata
         from sdv.single_table import CTGANSynthesizer
 
         train = members.frame
         self.discrete = discrete_columns(self.table, train)
-        sdtypes = {
-            c: ("categorical" if c in self.discrete else t) for c, t in self.table.sdtypes.items()
-        }
-        metadata = Metadata.load_from_dict(
-            {"tables": {"table": {"columns": {c: {"sdtype": t} for c, t in sdtypes.items()}}}}
-        )
+        metadata = synthesizer_metadata(self.table, self.discrete)
         train = train.astype({c: str for c in self.discrete})
         # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
         batch = max(10, min(self.batch_size, len(train)) // 10 * 10)
