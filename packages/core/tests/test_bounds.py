@@ -197,6 +197,49 @@ def test_delta_bound_needs_at_most_half_members():
         bounds.eps_lower_bounds(100, 10, 9, delta=1e-5, member_prior=0.6)
 
 
+def test_guess_grid_reads_the_first_threshold_reaching_each_count():
+    rng = np.random.default_rng(0)
+    member = (rng.random(500) < 0.5).astype(np.int64)
+    scores = np.round(rng.normal(member, 1.0), 1)  # rounded: ties enter together
+    counts = bounds.sweep_counts(member, scores, guess_grid=10)
+    order = np.argsort(-scores)
+    for k in np.unique(np.round(np.geomspace(1, 500, 10)).astype(int)):
+        threshold = scores[order][k - 1]  # the k-th highest score, its ties included
+        at = int(np.flatnonzero(counts.thresholds == threshold)[0])
+        assert counts.predicted[at] == np.sum(scores >= threshold) >= k
+        assert counts.tp[at] == np.sum(member[scores >= threshold])
+    assert counts.thresholds.size <= bounds.guess_grid_size(500, 10)
+    curve = bounds.panoramia_bounds(member, {"a": scores}, baseline=None, guess_grid=10)
+    assert curve["curves"]["a"].level == pytest.approx(0.05 / bounds.guess_grid_size(500, 10))
+    with pytest.raises(ValueError, match="not both"):
+        bounds.sweep_counts(member, scores, thresholds=10, guess_grid=10)
+
+
+def test_guess_grid_shows_a_delta_bound_where_every_score_cannot():
+    """At delta = 1e-5 and 2,000 rows the delta term 2 m delta / v (>= 4e-5) exceeds the level of a
+    Bonferroni over every distinct score (alpha / 2,000): that sweep can show nothing; the grid can."""
+    rng = np.random.default_rng(1)
+    member = (rng.random(2000) < 0.5).astype(np.int64)
+    scores = rng.normal(3.0 * member, 1.0)
+    design = dict(baseline=None, delta=1e-5, member_prior=0.5)  # PANORAMIA's mix: 1/2 by design
+    every = bounds.panoramia_bounds(member, {"a": scores}, **design)
+    grid = bounds.panoramia_bounds(member, {"a": scores}, **design, guess_grid=24)
+    assert every["curves"]["a"].eps_max == 0.0
+    assert grid["curves"]["a"].eps_max > 1.0
+
+
+def test_guess_grid_bound_stays_below_a_known_eps():
+    """Randomized response at eps = 1, its ties broken by noise independent of membership."""
+    eps, got = 1.0, []
+    for seed in range(150):
+        member, score = randomized_response_table(1000, 0.5, eps, seed)
+        score = score + np.random.default_rng(10_000 + seed).random(score.size) / 2
+        curves = bounds.panoramia_bounds(member, {"rr": score}, baseline=None, guess_grid=24)
+        got.append(curves["curves"]["rr"].eps_max)
+    assert np.mean(np.array(got) > eps) <= 0.05
+    assert np.median(got) > 0.5
+
+
 def test_thresholds_need_scores_in_the_unit_interval():
     labels = np.array([0, 1, 0, 1])
     with pytest.raises(InputError, match=r"'wide' ranges over \[-2, 3\].*omit --thresholds"):

@@ -372,14 +372,33 @@ class EpsCurve:
         return float(self.eps_lb.max())
 
 
-def sweep_counts(labels, scores, thresholds: int | None = None) -> ThresholdCounts:
+def guess_grid_size(n: int, guess_grid: int) -> int:
+    """How many guess counts a grid of `guess_grid` geometric steps over n rows holds (the
+    Bonferroni divisor: fixed by n before any score is seen)."""
+    return _guess_sizes(n, guess_grid).size - 1
+
+
+def sweep_counts(
+    labels, scores, thresholds: int | None = None, guess_grid: int | None = None
+) -> ThresholdCounts:
     """Counts at N evenly spaced thresholds on [0, 1] ("member" if score > t, as the PANORAMIA
-    authors do), or at every distinct score when `thresholds` is None (nobody-predicted dropped)."""
+    authors do), or at every distinct score when `thresholds` is None (nobody-predicted dropped).
+    `guess_grid` G instead: the distinct-score thresholds where the member guesses first reach
+    each count of the one-run audit's geometric grid of G steps from 1 to n (ties enter together),
+    for scores on any scale."""
+    if thresholds is not None and guess_grid is not None:
+        raise ValueError("pass thresholds or guess_grid, not both")
     if thresholds is None:
         counts = threshold_counts(labels, scores)
+        keep = np.arange(1, counts.thresholds.size)
+        if guess_grid is not None:
+            predicted = counts.tp + counts.fp  # non-decreasing as the threshold falls
+            grid = _guess_sizes(counts.positives + counts.negatives, guess_grid)[1:]
+            keep = np.unique(np.searchsorted(predicted, grid, side="left"))
         return ThresholdCounts(
-            counts.thresholds[1:], counts.tp[1:], counts.fp[1:], counts.positives, counts.negatives
-        )
+            counts.thresholds[keep], counts.tp[keep], counts.fp[keep], counts.positives,
+            counts.negatives,
+        )  # fmt: skip
     if thresholds < 1:
         raise ValueError(f"thresholds must be >= 1, got {plain(thresholds)}")
     return counts_at_thresholds(labels, scores, np.linspace(0, 1, thresholds))
@@ -390,6 +409,7 @@ def eps_lb_curve(
     scores,
     *,
     thresholds: int | None = None,
+    guess_grid: int | None = None,
     level: float,
     delta: float = 0.0,
     member_prior: float | None = None,
@@ -397,7 +417,7 @@ def eps_lb_curve(
     """The one-run bound at every threshold with m = n points, r = predicted members, v = true
     positives, each at significance `level` (already Bonferroni-corrected by the caller), for a
     design with member prior `member_prior` (None: the member fraction; see resolve_member_prior)."""
-    counts = sweep_counts(labels, scores, thresholds)
+    counts = sweep_counts(labels, scores, thresholds, guess_grid)
     n = counts.positives + counts.negatives
     prior = resolve_member_prior(counts.positives, n, delta=delta, member_prior=member_prior)
     r = counts.predicted
@@ -419,6 +439,7 @@ def panoramia_bounds(
     *,
     baseline: str | None = "baseline_pred",
     thresholds: int | None = None,
+    guess_grid: int | None = None,
     alpha: float = 0.05,
     delta: float = 0.0,
     member_prior: float | None = None,
@@ -432,6 +453,10 @@ def panoramia_bounds(
     0.05 / (2 * 100), delta 0, bound = max over thresholds. Their bound assumes membership is
     Bernoulli(1/2); here the member prior is the design's `member_prior`, or the table's member
     fraction (see eps_lower_bounds), so an unbalanced table gets no bound from its imbalance.
+    `guess_grid` reads the bounds at a fixed grid of guess counts instead (see sweep_counts), so
+    the Bonferroni divides alpha by about `guess_grid`, not by the number of distinct scores: at
+    delta > 0 the one-run bound's delta term, 2 m delta / v, exceeds an alpha / 2n level
+    wherever v < m, and no threshold of the every-score sweep could show a bound above 0.
     Returns {"curves": {column: EpsCurve}, "c_lb", "eps_tilde"}."""
     if thresholds is not None:
         for name, scores in columns.items():
@@ -439,12 +464,18 @@ def panoramia_bounds(
     with_baseline = baseline is not None
     curves = {}
     for name, scores in columns.items():
-        n_thresholds = thresholds if thresholds is not None else np.unique(np.asarray(scores)).size
+        if guess_grid is not None:
+            n_thresholds = guess_grid_size(np.asarray(scores).size, guess_grid)
+        elif thresholds is not None:
+            n_thresholds = thresholds
+        else:
+            n_thresholds = np.unique(np.asarray(scores)).size
         level = panoramia_level(alpha, n_thresholds, with_baseline=with_baseline)
         curves[name] = eps_lb_curve(
             labels,
             scores,
             thresholds=thresholds,
+            guess_grid=guess_grid,
             level=level,
             delta=delta,
             member_prior=member_prior,

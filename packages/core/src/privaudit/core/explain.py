@@ -148,9 +148,9 @@ def verdict(
                 f"from real ones with AUC {_f(base_auc)}, and c_lb = {_f(c_lb)} is near the "
                 f"largest bound {n} test points allow ({_f(ceiling)}), so ε̃ can be at most "
                 f"{_f(max(ceiling - c_lb, 0.0))} whatever the target leaks. Train the generator "
-                "longer or on more data (image: --gan-steps; tabular: --ctgan-epochs), check its "
-                "quality below, and rely on the ground truth until the baseline AUC is well "
-                "below 1."
+                "longer or on more data (image: --gan-steps; tabular: --ctgan-epochs, or TVAE "
+                "with --synthesizer tvae and more generator rows), check its quality below, and "
+                "rely on the ground truth until the baseline AUC is well below 1."
             )
         else:
             caveats.append(

@@ -215,11 +215,16 @@ def _table(report: dict, kind: str) -> str:
 def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSection]) -> str:
     kind = report["kind"]
     thresholds = report["thresholds"]
-    sweep = (
-        "every distinct score"
-        if thresholds is None
-        else f"{thresholds} evenly spaced thresholds on [0, 1]"
-    )
+    if report.get("guess_grid") is not None:
+        sweep = (
+            f"the scores where the member guesses first reach each of "
+            f"{bounds.guess_grid_size(report['n'], report['guess_grid'])} counts on a geometric "
+            f"grid from 1 to {report['n']}"
+        )
+    elif thresholds is None:
+        sweep = "every distinct score"
+    else:
+        sweep = f"{thresholds} evenly spaced thresholds on [0, 1]"
     headline = report.get("headline")
     dp = report.get("dp")
     parts = [
@@ -300,6 +305,7 @@ def check_report_inputs(
     *,
     baseline: str | None = "baseline_pred",
     thresholds: int | None = None,
+    guess_grid: int | None = None,
     alpha: float = 0.05,
     delta: float = 0.0,
     member_prior: float | None = None,
@@ -308,6 +314,8 @@ def check_report_inputs(
     before privaudit.core.rundir.prepare_output_dir); returns the validated table."""
     if thresholds is not None and thresholds < 1:
         raise InputError(f"--thresholds must be a positive integer, got {plain(thresholds)}.")
+    if guess_grid is not None and (thresholds is not None or guess_grid < 1):
+        raise ValueError("guess_grid must be a positive integer and excludes thresholds")
     if not 0 < alpha < 1:
         raise InputError(f"--alpha must be between 0 and 1, got {plain(alpha)}.")
     if not 0 <= delta < 1:
@@ -331,6 +339,7 @@ def write_report(
     *,
     baseline: str | None = "baseline_pred",
     thresholds: int | None = None,
+    guess_grid: int | None = None,
     alpha: float = 0.05,
     delta: float = 0.0,
     member_prior: float | None = None,
@@ -365,6 +374,7 @@ def write_report(
         out_dir,
         baseline=baseline,
         thresholds=thresholds,
+        guess_grid=guess_grid,
         alpha=alpha,
         delta=delta,
         member_prior=member_prior,
@@ -377,6 +387,7 @@ def write_report(
         columns,
         baseline=baseline,
         thresholds=thresholds,
+        guess_grid=guess_grid,
         alpha=alpha,
         delta=delta,
         member_prior=member_prior,
@@ -394,6 +405,7 @@ def write_report(
         "member_prior": prior,
         "baseline": baseline,
         "thresholds": thresholds,
+        "guess_grid": guess_grid,
         "alpha": alpha,
         "delta": delta,
         "c_lb": audit["c_lb"],
@@ -452,6 +464,7 @@ def write_report(
             "kind": kind,
             "baseline": baseline,
             "thresholds": thresholds,
+            "guess_grid": guess_grid,
             "alpha": alpha,
             "delta": delta,
             "member_prior": prior,

@@ -44,6 +44,10 @@ from privaudit.core.rundir import (
 from privaudit.dp.randomness import seed_for
 from torch import nn
 
+# geometric steps of the guess-count grid an audit at delta > 0 reads its bounds at (the one-run
+# audit's grid: privaudit.core.bounds)
+DELTA_GUESS_GRID = 24
+
 
 @dataclass
 class TrainedTarget:
@@ -397,6 +401,10 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     common = {
         "alpha": settings.alpha,
         "delta": audit_delta,
+        # at delta > 0 the one-run bound's delta term (2 m delta / v) outweighs a Bonferroni over
+        # every distinct score, which could then never show a bound above 0: read the bounds at
+        # the one-run audit's fixed grid of guess counts instead
+        "guess_grid": DELTA_GUESS_GRID if audit_delta > 0 else None,
         "config": settings.config,
         "member_prior": 0.5,
         "dp": dp,
