@@ -349,3 +349,30 @@ def test_a_design_prior_of_one_half_allows_delta_on_a_table_unbalanced_by_chance
     level = bounds.panoramia_level(0.05, np.unique(scores).size)
     curve = bounds.eps_lb_curve(labels, scores, level=level, delta=1e-8, member_prior=0.5)
     assert report["columns"]["mia_pred"]["eps_lb"] == curve.eps_max > 0
+
+
+def test_delta_reports_read_the_guess_grid_by_default(tmp_path, capsys):
+    """At --delta 1e-5 on 2,000 rows every distinct score as a threshold cannot show a bound above
+    0 (the delta term outweighs the Bonferroni level); the default grid can, --thresholds still
+    sweeps as asked, and asking for both is refused."""
+    path = tmp_path / "s.csv"
+    rng = np.random.default_rng(0)
+    member = rng.permutation(np.r_[np.ones(1000, int), np.zeros(1000, int)])  # delta: <= half
+    pd.DataFrame({"member": member, "mia_a_pred": rng.normal(3.0 * member, 1.0)}).to_csv(
+        path, index=False
+    )
+    out = tmp_path / "grid"
+    assert main(["report", str(path), "--out", str(out), "--delta", "1e-5"]) == 0
+    written = json.loads((out / "report.json").read_text())
+    assert written["guess_grid"] == bounds.DELTA_GUESS_GRID
+    assert written["columns"]["mia_a_pred"]["eps_lb"] > 1.0
+    assert any("--guess-grid 24" in note for note in written["notes"])
+    assert json.loads((out / "config.json").read_text())["audit"]["guess_grid"] == 24
+    every = write_report(
+        pd.read_csv(path), tmp_path / "every", baseline=None, delta=1e-5
+    )  # the library's default: every distinct score
+    assert every["columns"]["mia_a_pred"]["eps_lb"] == 0.0
+    capsys.readouterr()
+    args = ["report", str(path), "--out", str(tmp_path / "o"), "--delta", "1e-5"]
+    assert main([*args, "--thresholds", "10", "--guess-grid", "8"]) == 2
+    assert "not both" in one_error_line(capsys) and not (tmp_path / "o").exists()

@@ -372,6 +372,10 @@ class EpsCurve:
         return float(self.eps_lb.max())
 
 
+# the geometric steps of the guess-count grid an audit at delta > 0 reads its bounds at by default
+DELTA_GUESS_GRID = 24
+
+
 def guess_grid_size(n: int, guess_grid: int) -> int:
     """How many guess counts a grid of `guess_grid` geometric steps over n rows holds (the
     Bonferroni divisor: fixed by n before any score is seen)."""

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from privaudit.core.bounds import DELTA_GUESS_GRID
 from privaudit.core.errors import CliParser, InputError, run_cli
 
 DEFAULT_DEMO_DIR = Path("runs/demo")
@@ -51,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="sweep N evenly spaced thresholds on [0, 1] (PANORAMIA used 100; needs scores in "
         "[0, 1]); default: every distinct score",
+    )
+    report.add_argument(
+        "--guess-grid",
+        type=_positive_int,
+        default=None,
+        help="read the bounds where the member guesses first reach each count of a geometric grid "
+        f"of N steps from 1 to the table's rows (any score scale; default {DELTA_GUESS_GRID} when "
+        "--delta > 0 and no --thresholds, where a sweep over every distinct score cannot show a "
+        "bound above 0)",
     )
     report.add_argument(
         "--alpha", type=_probability, default=0.05, help="significance level (default 0.05)"
@@ -121,9 +131,18 @@ def _report(args, argv) -> int:
 
     scores = load_scores_table(args.scores)
     baseline, notes = _resolve_baseline(args.baseline, score_columns(scores))
+    guess_grid = args.guess_grid
+    if guess_grid is None and args.delta > 0 and args.thresholds is None:
+        guess_grid = DELTA_GUESS_GRID
+        notes.append(
+            f"At delta > 0 the bounds are read at a grid of member-guess counts "
+            f"(--guess-grid {DELTA_GUESS_GRID}): the delta term 2 m delta / v would keep every "
+            "bound of a sweep over all distinct scores at 0."
+        )
     options = {
         "baseline": baseline,
         "thresholds": args.thresholds,
+        "guess_grid": guess_grid,
         "alpha": args.alpha,
         "delta": args.delta,
     }

@@ -314,8 +314,10 @@ def check_report_inputs(
     before privaudit.core.rundir.prepare_output_dir); returns the validated table."""
     if thresholds is not None and thresholds < 1:
         raise InputError(f"--thresholds must be a positive integer, got {plain(thresholds)}.")
-    if guess_grid is not None and (thresholds is not None or guess_grid < 1):
-        raise ValueError("guess_grid must be a positive integer and excludes thresholds")
+    if guess_grid is not None and guess_grid < 1:
+        raise InputError(f"--guess-grid must be a positive integer, got {plain(guess_grid)}.")
+    if guess_grid is not None and thresholds is not None:
+        raise InputError("pass --thresholds or --guess-grid, not both.")
     if not 0 < alpha < 1:
         raise InputError(f"--alpha must be between 0 and 1, got {plain(alpha)}.")
     if not 0 <= delta < 1:
