@@ -53,7 +53,12 @@ IMAGE_LADDER = {
 def tabular_base(args):
     from privaudit.tabular.config import TabularAuditConfig
 
-    return TabularAuditConfig()
+    config = TabularAuditConfig()
+    if args.synthesizer:
+        config = config.replace(synthesizer=args.synthesizer)
+    if args.generator_rows:
+        config = config.replace(generator_rows=args.generator_rows)
+    return config
 
 
 def image_base(args):
@@ -201,6 +206,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--runs", help="run directories (default runs/ladder-<modality>)")
     parser.add_argument("--only", nargs="*", help="a subset of the ladder's targets")
+    parser.add_argument("--synthesizer", help="tabular: ctgan or tvae (default: the audit's)")
+    parser.add_argument(
+        "--generator-rows", type=int, help="tabular: the synthesizer's training rows"
+    )
     parser.add_argument("--gan-steps", type=int, default=2000, help="image: generator steps")
     parser.add_argument(
         "--generator-images", type=int, default=1000, help="image: the generator's training members"

@@ -66,7 +66,7 @@ def test_overfit_target_leaks_more_than_dp(noisy_adult_csv, tmp_path, cache_dir)
     # Measured over seeds 0-5: ground-truth AUC overfit 0.73-0.79 vs DP 0.50-0.58 (every seed), but
     # eps_tilde overfit -0.11-0.32 vs DP -0.33-0.52, ordered right on 3 seeds of 6: at this size the
     # audit's eps_tilde does not rank the two, so only the ground truth's ordering is asserted.
-    generator = dict(ctgan_batch_size=100, ctgan_epochs=40)
+    generator = dict(synthesizer_batch_size=100, ctgan_epochs=40)
     overfit = run_audit(
         _config(noisy_adult_csv, tmp_path / "overfit", cache_dir, target="overfit", **generator)
     )
@@ -93,3 +93,19 @@ def test_overfit_target_leaks_more_than_dp(noisy_adult_csv, tmp_path, cache_dir)
         == saved_config["delta"]
     )
     assert overfit["delta"] == 0.0 and overfit["verdict"]["ground_truth"].startswith("Ground truth")
+    # at its delta the bounds are read at the guess-count grid, where they can rise above 0 (a
+    # sweep over every distinct score could not: its ceiling was 0.000)
+    assert private["guess_grid"] == saved_config["audit"]["guess_grid"] == 24
+    assert overfit["guess_grid"] is None
+    assert private["verdict"]["bound_ceiling"] > 1.0
+
+
+def test_tvae_synthesizer_end_to_end(adult_slice_csv, tmp_path, cache_dir):
+    # the shared cache holds the first test's target: only TVAE, the helper and the classifiers train
+    config = _config(
+        adult_slice_csv, tmp_path / "tvae", cache_dir, synthesizer="tvae", tvae_epochs=5
+    )
+    report = run_audit(config)
+    assert report["extra"]["generator"] == "TVAE"
+    assert report["c_lb"] is not None and report["n"] == 600
+    assert "Generator (TVAE) quality" in (tmp_path / "tvae" / "report.html").read_text()

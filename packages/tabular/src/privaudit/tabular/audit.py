@@ -15,7 +15,7 @@ from privaudit.core.rundir import file_identity
 from privaudit.tabular import data as tabular_data
 from privaudit.tabular.attack import ATTACK_INPUTS, TabularAttack
 from privaudit.tabular.config import TabularAuditConfig
-from privaudit.tabular.generator import CtganGenerator
+from privaudit.tabular.generator import SdvGenerator
 from privaudit.tabular.models import TrainSettings
 from privaudit.tabular.targets import FrameExamples, MLPFamily, load_user_target
 
@@ -121,8 +121,11 @@ def run_audit(config: TabularAuditConfig) -> dict:
         data_key=data_key,
         target=target,
         target_name=target_name,
-        generator=CtganGenerator(
-            table, epochs=config.ctgan_epochs, batch_size=config.ctgan_batch_size
+        generator=SdvGenerator(
+            table,
+            synthesizer=config.synthesizer,
+            epochs=config.ctgan_epochs if config.synthesizer == "ctgan" else config.tvae_epochs,
+            batch_size=config.synthesizer_batch_size,
         ),
         helper=helper,
         attack=lambda seed, desc: TabularAttack(

@@ -10,7 +10,7 @@ from pathlib import Path
 from privaudit.attacks.panoramia.cli import SHARED_FIELDS, out_given, panoramia_parser
 from privaudit.core.config import load_config
 from privaudit.core.errors import InputError, run_cli
-from privaudit.tabular.config import TARGET_KINDS, TabularAuditConfig
+from privaudit.tabular.config import SYNTHESIZER_KINDS, TARGET_KINDS, TabularAuditConfig
 
 
 def _widths(text: str) -> list[int]:
@@ -25,7 +25,7 @@ def _widths(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = panoramia_parser(
         "audit-tabular",
-        "a tabular classifier (CTGAN generator)",
+        "a tabular classifier (CTGAN or TVAE generator)",
         targets=TARGET_KINDS,
         default="an MLP trained on UCI Adult (shipped offline)",
         example="ctgan_epochs=20",
@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_widths,
         help="hidden widths of the mlp/dp target, comma-separated (default 128,128)",
     )
+    parser.add_argument(
+        "--synthesizer",
+        choices=SYNTHESIZER_KINDS,
+        help="the generator of synthetic non-members: sdv's CTGAN (default) or TVAE",
+    )
     parser.add_argument("--ctgan-epochs", type=int, help="CTGAN training epochs")
     parser.add_argument(
         "--cache-dir",
@@ -54,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TABULAR_FIELDS = ("label", "model_spec", "hidden", "ctgan_epochs", "cache_dir")
+TABULAR_FIELDS = ("label", "model_spec", "hidden", "synthesizer", "ctgan_epochs", "cache_dir")
 
 
 def run_dir(config: TabularAuditConfig) -> str:

@@ -15,6 +15,7 @@ SKOPS_SUFFIXES = (".skops",)
 SKLEARN_SUFFIXES = SKOPS_SUFFIXES + (".joblib", ".pkl")
 
 TARGET_KINDS = ("mlp", "overfit", "dp")
+SYNTHESIZER_KINDS = ("ctgan", "tvae")  # sdv's CTGAN and TVAE (privaudit.tabular.generator)
 
 
 WIDTHS = cfg.Check(
@@ -67,9 +68,11 @@ class TabularAuditConfig(Config):
     reproducible_noise: bool = (
         False  # DP noise from the seed: reproducible, NOT private (tests only)
     )
-    # generator (CTGAN) and helper
+    # generator (an sdv synthesizer) and helper
+    synthesizer: str = setting("ctgan", check=cfg.one_of(*SYNTHESIZER_KINDS))
     ctgan_epochs: int = setting(100, check=cfg.POSITIVE_INT)
-    ctgan_batch_size: int = setting(500, check=cfg.POSITIVE_INT)
+    tvae_epochs: int = setting(300, check=cfg.POSITIVE_INT)
+    synthesizer_batch_size: int = setting(500, check=cfg.POSITIVE_INT)
     helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
     # baseline / MIA classifiers (HistGradientBoosting) on a real/synthetic mix
     classifier_iterations: int = setting(200, check=cfg.POSITIVE_INT)

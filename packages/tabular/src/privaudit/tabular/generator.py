@@ -1,4 +1,5 @@
-"""Synthetic non-members: CTGAN (through sdv) trained on the generator split, and its quality report."""
+"""Synthetic non-members: an sdv synthesizer (CTGAN or TVAE) trained on the generator split, and its
+quality report."""
 
 from __future__ import annotations
 
@@ -36,31 +37,39 @@ def synthesizer_metadata(table: Table, discrete: list[str]):
     )
 
 
-class CtganGenerator:
-    """CTGAN through sdv, trained on the generator split; samples come with their labels."""
+# name -> (sdv class, label in reports)
+SYNTHESIZERS = {"ctgan": ("CTGANSynthesizer", "CTGAN"), "tvae": ("TVAESynthesizer", "TVAE")}
 
-    name = "CTGAN"
+
+class SdvGenerator:
+    """An sdv synthesizer (CTGAN or TVAE), trained on the generator split; samples come with their
+    labels."""
+
     conditional = False
 
-    def __init__(self, table: Table, *, epochs: int, batch_size: int):
-        self.table, self.epochs, self.batch_size = table, epochs, batch_size
-        self.key = {"ctgan_epochs": epochs, "ctgan_batch_size": batch_size}
+    def __init__(self, table: Table, *, synthesizer: str, epochs: int, batch_size: int):
+        self.table, self.synthesizer_name = table, synthesizer
+        self.epochs, self.batch_size = epochs, batch_size
+        self.name = SYNTHESIZERS[synthesizer][1]
+        self.key = {"synthesizer": synthesizer, "epochs": epochs, "batch_size": batch_size}
 
     def fit(self, members, checkpoint, seed: int) -> None:
         """Train on the members' rows (sdv saves a synthesizer only by pickling, so there is no
         checkpoint: the driver caches the samples instead)."""
-        from sdv.single_table import CTGANSynthesizer
+        from sdv import single_table
 
         train = members.frame
         self.discrete = discrete_columns(self.table, train)
         metadata = synthesizer_metadata(self.table, self.discrete)
         train = train.astype({c: str for c in self.discrete})
-        # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit the data.
+        # CTGAN packs `pac`=10 rows per critic input, so the batch must be a multiple of 10 and fit
+        # the data; TVAE takes the same batch
         batch = max(10, min(self.batch_size, len(train)) // 10 * 10)
         torch.manual_seed(seed_for(seed, "fit"))
         np.random.seed(seed_for(seed, "fit") % 2**32)
-        # verbose: ctgan's own tqdm bar over epochs (with the generator and critic losses)
-        self.synthesizer = CTGANSynthesizer(
+        synthesizer = getattr(single_table, SYNTHESIZERS[self.synthesizer_name][0])
+        # verbose: the synthesizer's own tqdm bar over epochs (with its losses)
+        self.synthesizer = synthesizer(
             metadata, epochs=self.epochs, batch_size=batch, verbose=True, enable_gpu=False
         )
         self.synthesizer.fit(train)
@@ -89,11 +98,11 @@ class CtganGenerator:
         )
         props = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in q["properties"].items())
         body = (
-            f"<p>sdv quality score of the CTGAN samples against the generator's training rows: "
+            f"<p>sdv quality score of the {self.name} samples against the generator's training rows: "
             f"<b>{q['score']:.3f}</b> ({props}).</p>"
             f"<table><tr><th>column</th><th>metric</th><th>shape score</th></tr>{rows}</table>"
         )
-        return ReportSection("Generator (CTGAN) quality", body)
+        return ReportSection(f"Generator ({self.name}) quality", body)
 
 
 def quality(table: Table, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
