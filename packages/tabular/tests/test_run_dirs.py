@@ -15,6 +15,7 @@ from privaudit.tabular.cli import resolve_config
         (["--set", "target=dp", "--set", "epsilon=0.5"], "runs/tabular-adult-dp-eps0.5"),
         (["--data", "t/table.csv", "--label", "y"], "runs/tabular-table"),
         (["--data", "t/table.csv", "--label", "y", "--target", "dp"], "runs/tabular-table-dp-eps1"),
+        (["--target", "overfit", "--synthesizer", "tvae"], "runs/tabular-adult-overfit-tvae"),
         (["--target", "dp", "--out", "runs/mine"], "runs/mine"),
         (["--target", "dp", "--set", "out_dir=runs/set"], "runs/set"),
     ],

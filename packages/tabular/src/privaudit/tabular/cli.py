@@ -65,7 +65,8 @@ TABULAR_FIELDS = ("label", "model_spec", "hidden", "synthesizer", "ctgan_epochs"
 def run_dir(config: TabularAuditConfig) -> str:
     """The run directory of a config that names none: one per data, target and epsilon, so runs of
     different targets never overwrite each other's report (the default MLP on Adult:
-    runs/tabular-adult; `--target dp --epsilon 1`: runs/tabular-adult-dp-eps1)."""
+    runs/tabular-adult; `--target dp --epsilon 1`: runs/tabular-adult-dp-eps1; `--synthesizer
+    tvae`: runs/tabular-adult-tvae)."""
     parts = [Path(config.data).stem if config.data is not None else "adult"]
     if config.model is not None:
         parts.append(Path(config.model).stem)
@@ -73,6 +74,8 @@ def run_dir(config: TabularAuditConfig) -> str:
         parts.append(config.target)
         if config.target == "dp":
             parts.append(f"eps{config.epsilon:g}")
+    if config.synthesizer != "ctgan":
+        parts.append(config.synthesizer)
     return "runs/tabular-" + "-".join(parts)
 
 
