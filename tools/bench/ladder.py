@@ -53,7 +53,7 @@ IMAGE_LADDER = {
 def tabular_base(args):
     from privaudit.tabular.config import TabularAuditConfig
 
-    config = TabularAuditConfig()
+    config = TabularAuditConfig(helper_data=args.helper_data)
     if args.synthesizer:
         config = config.replace(synthesizer=args.synthesizer)
     if args.generator_rows:
@@ -66,6 +66,7 @@ def image_base(args):
 
     # reduced sizes: a smaller training set memorises sooner and trains faster
     return ImageAuditConfig(
+        helper_data=args.helper_data,
         generator_images=args.generator_images,
         audit_members=args.audit_members,
         non_members=args.audit_members,
@@ -206,6 +207,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--runs", help="run directories (default runs/ladder-<modality>)")
     parser.add_argument("--only", nargs="*", help="a subset of the ladder's targets")
+    parser.add_argument(
+        "--helper-data",
+        default="synthetic",
+        choices=("synthetic", "generator-split"),
+        help="what the baseline's helper trains on (default: synthetic, as the paper)",
+    )
     parser.add_argument("--synthesizer", help="tabular: ctgan or tvae (default: the audit's)")
     parser.add_argument(
         "--generator-rows", type=int, help="tabular: the synthesizer's training rows"

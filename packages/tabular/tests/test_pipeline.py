@@ -109,3 +109,20 @@ def test_tvae_synthesizer_end_to_end(adult_slice_csv, tmp_path, cache_dir):
     assert report["extra"]["generator"] == "TVAE"
     assert report["c_lb"] is not None and report["n"] == 600
     assert "Generator (TVAE) quality" in (tmp_path / "tvae" / "report.html").read_text()
+
+
+def test_reference_helper_trains_on_the_generator_split(adult_slice_csv, tmp_path, cache_dir):
+    # the module cache holds the first test's target, synthetic sample and synthetic-data helper
+    synthetic = run_audit(_config(adult_slice_csv, tmp_path / "syn", cache_dir))
+    reference = run_audit(
+        _config(adult_slice_csv, tmp_path / "ref", cache_dir, helper_data="generator-split")
+    )
+    assert json.loads((tmp_path / "ref" / "config.json").read_text())["helper_data"] == (
+        "generator-split"
+    )
+    # the same target and test; a different helper, so a different baseline
+    assert reference["columns"]["mia_mlp_pred"] == synthetic["columns"]["mia_mlp_pred"]
+    assert (
+        reference["columns"]["baseline_pred"]["auc"] != synthetic["columns"]["baseline_pred"]["auc"]
+    )
+    assert "helper" not in reference["extra"]["cached_stages"]

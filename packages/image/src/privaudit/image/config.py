@@ -88,6 +88,9 @@ class ImageAuditConfig(Config):
         None, check=cfg.optional(cfg.one_of(*TRAINED_TARGETS))
     )
     helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
+    # the baseline's helper: trained on "synthetic" examples, or on the "generator-split" members
+    # with the target's recipe (see privaudit.attacks.panoramia.driver.PanoramiaSettings)
+    helper_data: str = setting("synthetic", check=cfg.one_of("synthetic", "generator-split"))
     attack_epochs: int = setting(20, check=cfg.POSITIVE_INT)
     test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)
     alpha: float = setting(0.05, check=cfg.OPEN_UNIT)

@@ -74,6 +74,9 @@ class TabularAuditConfig(Config):
     tvae_epochs: int = setting(300, check=cfg.POSITIVE_INT)
     synthesizer_batch_size: int = setting(500, check=cfg.POSITIVE_INT)
     helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
+    # the baseline's helper: trained on "synthetic" examples, or on the "generator-split" members
+    # with the target's recipe (see privaudit.attacks.panoramia.driver.PanoramiaSettings)
+    helper_data: str = setting("synthetic", check=cfg.one_of("synthetic", "generator-split"))
     # baseline / MIA classifiers (HistGradientBoosting) on a real/synthetic mix
     classifier_iterations: int = setting(200, check=cfg.POSITIVE_INT)
     test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)

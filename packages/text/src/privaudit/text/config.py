@@ -80,6 +80,9 @@ class TextAuditConfig(Config):
         "are as likely under an LM as real ones (top-k texts are likelier: an easy baseline)",
     )
     helper_epochs: int = setting(4, check=cfg.POSITIVE_INT)
+    # the baseline's helper: trained on "synthetic" examples, or on the "generator-split" members
+    # with the target's recipe (see privaudit.attacks.panoramia.driver.PanoramiaSettings)
+    helper_data: str = setting("synthetic", check=cfg.one_of("synthetic", "generator-split"))
     # baseline / MIA classifiers: a small transformer + log-likelihood features, two phases
     feature_epochs: int = setting(20, check=cfg.NON_NEGATIVE_INT)
     joint_epochs: int = setting(4, check=cfg.NON_NEGATIVE_INT)

@@ -28,6 +28,7 @@ from privaudit.attacks.panoramia.protocols import (
     Target,
 )
 from privaudit.core import metrics
+from privaudit.core.bounds import DELTA_GUESS_GRID
 from privaudit.core.errors import InputError
 from privaudit.core.report import (
     ReportSection,
@@ -43,10 +44,6 @@ from privaudit.core.rundir import (
 )
 from privaudit.dp.randomness import seed_for
 from torch import nn
-
-# geometric steps of the guess-count grid an audit at delta > 0 reads its bounds at (the one-run
-# audit's grid: privaudit.core.bounds)
-DELTA_GUESS_GRID = 24
 
 
 @dataclass
@@ -98,6 +95,11 @@ class PanoramiaSettings:
     audit_members: int
     non_members: int
     helper_examples: int | None  # None: as many synthetic examples as audit members
+    # what the baseline's helper model trains on: "synthetic" examples (the PANORAMIA paper), or
+    # the "generator-split" members with the target's own recipe when it is trained here — a
+    # reference model that never saw the audit members, so it shares the target's view of real
+    # against generated data and the MIA's edge over the baseline is the audit members' alone
+    helper_data: str
     test_fraction: float
     alpha: float
     min_examples: int  # the generator split and the audit members each need at least this many
@@ -117,6 +119,7 @@ class PanoramiaSettings:
             audit_members=config.audit_members,
             non_members=config.non_members,
             helper_examples=helper_examples,
+            helper_data=config.helper_data,
             test_fraction=config.test_fraction,
             alpha=config.alpha,
             min_examples=min_examples,
@@ -336,15 +339,22 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     quality = cache.json(cache.path("quality", synthetic_key, "json"), build_quality)
     stages.done("generator")
 
-    # ---- helper: the target's architecture trained on synthetic examples only
-    helper_family = inputs.helper
-    helper_key = {**synthetic_key, "helper": helper_family.key}
+    # ---- helper: a model of the target's kind trained on synthetic examples, or (helper_data
+    # "generator-split") on the generator's real members with the target's recipe
+    if settings.helper_data == "generator-split":
+        helper_family = inputs.helper if given else inputs.target.family
+        helper_examples, helper_kind = generator_split, "generator-split (real member)"
+        helper_key = {**identity, "helper": helper_family.key, "helper_data": "generator-split"}
+    else:
+        helper_family, helper_examples, helper_kind = inputs.helper, synthetic_helper, "synthetic"
+        helper_key = {**synthetic_key, "helper": helper_family.key}
 
     def build_helper():
         say(
-            f"training the {helper_family.name} helper on {len(synthetic_helper)} synthetic examples"
+            f"training the {helper_family.name} helper on {len(helper_examples)} {helper_kind} "
+            "examples"
         )
-        return helper_family.train(synthetic_helper, seed_for(seed, "helper"))[0]
+        return helper_family.train(helper_examples, seed_for(seed, "helper"))[0]
 
     helper = helper_family.target(
         cache.module(cache.path("helper", helper_key, "pt"), helper_family.build, build_helper)
