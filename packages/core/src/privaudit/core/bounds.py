@@ -376,6 +376,14 @@ class EpsCurve:
 DELTA_GUESS_GRID = 24
 
 
+def default_guess_grid(delta: float, thresholds: int | None, guess_grid: int | None) -> int | None:
+    """The sweep an audit uses when it names none: at delta > 0 the grid (the delta term 2 m delta
+    / v outweighs a Bonferroni over every distinct score, which could never show a bound above 0)."""
+    if guess_grid is None and thresholds is None and delta > 0:
+        return DELTA_GUESS_GRID
+    return guess_grid
+
+
 def guess_grid_size(n: int, guess_grid: int) -> int:
     """How many guess counts a grid of `guess_grid` geometric steps over n rows holds (the
     Bonferroni divisor: fixed by n before any score is seen)."""

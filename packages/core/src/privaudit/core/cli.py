@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from privaudit.core.bounds import DELTA_GUESS_GRID
+from privaudit.core.bounds import DELTA_GUESS_GRID, default_guess_grid
 from privaudit.core.errors import CliParser, InputError, run_cli
 
 DEFAULT_DEMO_DIR = Path("runs/demo")
@@ -131,9 +131,8 @@ def _report(args, argv) -> int:
 
     scores = load_scores_table(args.scores)
     baseline, notes = _resolve_baseline(args.baseline, score_columns(scores))
-    guess_grid = args.guess_grid
-    if guess_grid is None and args.delta > 0 and args.thresholds is None:
-        guess_grid = DELTA_GUESS_GRID
+    guess_grid = default_guess_grid(args.delta, args.thresholds, args.guess_grid)
+    if guess_grid != args.guess_grid:
         notes.append(
             f"At delta > 0 the bounds are read at a grid of member-guess counts "
             f"(--guess-grid {DELTA_GUESS_GRID}): the delta term 2 m delta / v would keep every "

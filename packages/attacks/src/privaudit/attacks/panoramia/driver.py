@@ -28,7 +28,7 @@ from privaudit.attacks.panoramia.protocols import (
     Target,
 )
 from privaudit.core import metrics
-from privaudit.core.bounds import DELTA_GUESS_GRID
+from privaudit.core.bounds import default_guess_grid
 from privaudit.core.errors import InputError
 from privaudit.core.report import (
     ReportSection,
@@ -411,10 +411,7 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     common = {
         "alpha": settings.alpha,
         "delta": audit_delta,
-        # at delta > 0 the one-run bound's delta term (2 m delta / v) outweighs a Bonferroni over
-        # every distinct score, which could then never show a bound above 0: read the bounds at
-        # the one-run audit's fixed grid of guess counts instead
-        "guess_grid": DELTA_GUESS_GRID if audit_delta > 0 else None,
+        "guess_grid": default_guess_grid(audit_delta, None, None),
         "config": settings.config,
         "member_prior": 0.5,
         "dp": dp,
