@@ -58,6 +58,8 @@ def tabular_base(args):
         config = config.replace(synthesizer=args.synthesizer)
     if args.generator_rows:
         config = config.replace(generator_rows=args.generator_rows)
+    if args.rejection_quantile is not None:
+        config = config.replace(rejection_quantile=args.rejection_quantile)
     return config
 
 
@@ -214,6 +216,9 @@ def main() -> None:
         help="what the baseline's helper trains on (default: synthetic, as the paper)",
     )
     parser.add_argument("--synthesizer", help="tabular: ctgan or tvae (default: the audit's)")
+    parser.add_argument(
+        "--rejection-quantile", type=float, help="tabular: the filter's quantile (0 keeps all)"
+    )
     parser.add_argument(
         "--generator-rows", type=int, help="tabular: the synthesizer's training rows"
     )

@@ -80,24 +80,27 @@ def test_overfit_target_leaks_more_than_dp(noisy_adult_csv, tmp_path, cache_dir)
     gt_overfit = overfit["extra"]["ground_truth"]["columns"]["mia_overfit_pred"]["auc"]
     gt_private = private["extra"]["ground_truth"]["columns"]["mia_dp_pred"]["auc"]
     assert gt_overfit > gt_private + 0.1
-    # the DP target's spend is in the HTML; the audit ran at its delta, and config.json says so
-    assert (
-        f"spent ε = {private['extra']['target']['spent_epsilon']:.3f}"
-        in (tmp_path / "dp" / "report.html").read_text()
-    )
+    # the DP target's spend is in the HTML; the ground truth ran at its delta, PANORAMIA at 0 as
+    # for every target (so eps_tilde compares), and each config.json says what its report used
+    html = (tmp_path / "dp" / "report.html").read_text()
+    assert f"spent ε = {private['extra']['target']['spent_epsilon']:.3f}" in html
+    assert "read at δ = 0, as for every target" in html
     saved_config = json.loads((tmp_path / "dp" / "config.json").read_text())
+    assert saved_config["audit"]["delta"] == private["delta"] == overfit["delta"] == 0.0
+    truth = json.loads((tmp_path / "dp" / "ground-truth" / "report.json").read_text())
+    truth_config = json.loads((tmp_path / "dp" / "ground-truth" / "config.json").read_text())
     assert (
-        saved_config["audit"]["delta"]
-        == private["delta"]
+        truth_config["audit"]["delta"]
+        == truth["delta"]
         == private["extra"]["target"]["delta"]
         == saved_config["delta"]
     )
-    assert overfit["delta"] == 0.0 and overfit["verdict"]["ground_truth"].startswith("Ground truth")
-    # at its delta the bounds are read at the guess-count grid, where they can rise above 0 (a
-    # sweep over every distinct score could not: its ceiling was 0.000)
-    assert private["guess_grid"] == saved_config["audit"]["guess_grid"] == 24
-    assert overfit["guess_grid"] is None
-    assert private["verdict"]["bound_ceiling"] > 1.0
+    assert overfit["verdict"]["ground_truth"].startswith("Ground truth")
+    # at its delta the ground truth's bound is read at the guess-count grid, where it can rise
+    # above 0 (a sweep over every distinct score could not: its ceiling was 0.000)
+    assert truth["guess_grid"] == truth_config["audit"]["guess_grid"] == 24
+    assert private["guess_grid"] is overfit["guess_grid"] is None
+    assert truth["verdict"]["bound_ceiling"] > 1.0
 
 
 def test_tvae_synthesizer_end_to_end(adult_slice_csv, tmp_path, cache_dir):

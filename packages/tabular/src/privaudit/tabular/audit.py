@@ -126,6 +126,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
             synthesizer=config.synthesizer,
             epochs=config.ctgan_epochs if config.synthesizer == "ctgan" else config.tvae_epochs,
             batch_size=config.synthesizer_batch_size,
+            rejection_quantile=config.rejection_quantile,
         ),
         helper=helper,
         attack=lambda seed, desc: TabularAttack(

@@ -24,7 +24,7 @@ WIDTHS = cfg.Check(
 )
 
 
-LABEL_NOISE = cfg.Check(
+UNIT_FROM_ZERO = cfg.Check(
     lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1,
     "must be in [0, 1)",
 )
@@ -58,7 +58,7 @@ class TabularAuditConfig(Config):
     # the target trained here: Adam's weight decay, and the fraction of its training labels replaced
     # by another class (a memorisation stress test; the audit and ground truth read the true labels)
     weight_decay: float = setting(0.0, check=cfg.NON_NEGATIVE)
-    label_noise: float = setting(0.0, check=LABEL_NOISE)
+    label_noise: float = setting(0.0, check=UNIT_FROM_ZERO)
     epsilon: float = setting(1.0, check=cfg.POSITIVE)
     delta: float = setting(1e-5, check=cfg.OPEN_UNIT)
     max_grad_norm: float = setting(1.0, check=cfg.POSITIVE)
@@ -73,6 +73,9 @@ class TabularAuditConfig(Config):
     ctgan_epochs: int = setting(100, check=cfg.POSITIVE_INT)
     tvae_epochs: int = setting(300, check=cfg.POSITIVE_INT)
     synthesizer_batch_size: int = setting(500, check=cfg.POSITIVE_INT)
+    # discriminator rejection sampling of the samples (privaudit.tabular.rejection): keep a sample
+    # with probability min(1, r / M), M the density ratio's quantile at this level; 0 keeps all
+    rejection_quantile: float = setting(0.99, check=UNIT_FROM_ZERO)
     helper_epochs: int = setting(15, check=cfg.POSITIVE_INT)
     # the baseline's helper: trained on "synthetic" examples, or on the "generator-split" members
     # with the target's recipe (see privaudit.attacks.panoramia.driver.PanoramiaSettings)

@@ -11,6 +11,7 @@ import torch
 from privaudit.core.report import ReportSection
 from privaudit.dp.randomness import seed_for
 from privaudit.tabular.data import Table
+from privaudit.tabular.rejection import DensityRatioFilter
 
 # Integer columns with at most this many distinct values (age, hours, capital gain on Adult) are
 # modelled by CTGAN as categories: as continuous columns it samples values no real row has.
@@ -37,6 +38,9 @@ def synthesizer_metadata(table: Table, discrete: list[str]):
     )
 
 
+# fresh samples over which the filter's quantile M is taken
+CALIBRATION_SAMPLES = 10_000
+
 # name -> (sdv class, label in reports)
 SYNTHESIZERS = {"ctgan": ("CTGANSynthesizer", "CTGAN"), "tvae": ("TVAESynthesizer", "TVAE")}
 
@@ -47,11 +51,25 @@ class SdvGenerator:
 
     conditional = False
 
-    def __init__(self, table: Table, *, synthesizer: str, epochs: int, batch_size: int):
+    def __init__(
+        self,
+        table: Table,
+        *,
+        synthesizer: str,
+        epochs: int,
+        batch_size: int,
+        rejection_quantile: float = 0.0,
+    ):
         self.table, self.synthesizer_name = table, synthesizer
         self.epochs, self.batch_size = epochs, batch_size
+        self.rejection_quantile = rejection_quantile
         self.name = SYNTHESIZERS[synthesizer][1]
-        self.key = {"synthesizer": synthesizer, "epochs": epochs, "batch_size": batch_size}
+        self.key = {
+            "synthesizer": synthesizer,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "rejection_quantile": rejection_quantile,
+        }
 
     def fit(self, members, checkpoint, seed: int) -> None:
         """Train on the members' rows (sdv saves a synthesizer only by pickling, so there is no
@@ -73,12 +91,17 @@ class SdvGenerator:
             metadata, epochs=self.epochs, batch_size=batch, verbose=True, enable_gpu=False
         )
         self.synthesizer.fit(train)
+        self.filter = None
+        if self.rejection_quantile > 0:
+            # the discriminator sees the generator's own rows only: it is part of the generator
+            self.synthesizer._set_random_state(seed_for(seed, "discriminator samples") % 2**32)
+            fakes = self._raw_sample(len(train))
+            calibration = self._raw_sample(max(CALIBRATION_SAMPLES, len(train)))
+            self.filter = DensityRatioFilter(self.table, self.rejection_quantile)
+            self.filter.fit(members.frame, fakes, calibration, seed_for(seed, "discriminator"))
 
-    def sample(self, count: int, labels, seed: int):
-        from privaudit.tabular.targets import FrameExamples
-
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
+    def _raw_sample(self, count: int) -> pd.DataFrame:
+        """`count` rows from the synthesizer, in the table's columns and dtypes."""
         sample = self.synthesizer.sample(num_rows=count)
         for column in self.discrete:
             sample[column] = (
@@ -86,10 +109,33 @@ class SdvGenerator:
             )
         for column in self.table.categorical + [self.table.label]:
             sample[column] = sample[column].astype(str)
-        return FrameExamples(sample[list(self.table.frame.columns)], self.table)
+        return sample[list(self.table.frame.columns)]
+
+    def sample(self, count: int, labels, seed: int):
+        from privaudit.tabular.targets import FrameExamples
+
+        # sdv samples from a fixed seed unless given one
+        self.synthesizer._set_random_state(seed % 2**32)
+        if self.filter is None:
+            return FrameExamples(self._raw_sample(count), self.table)
+        coins = np.random.default_rng(seed_for(seed, "rejection"))
+        kept, total = [], 0
+        while total < count:
+            # a pool expected to hold the rows still missing, and 10 % more
+            pool = self._raw_sample(int(np.ceil(1.1 * (count - total) / self.filter.acceptance)))
+            kept.append(self.filter.kept(pool, coins))
+            total += len(kept[-1])
+        rows = pd.concat(kept, ignore_index=True).iloc[:count]
+        return FrameExamples(rows, self.table)
 
     def quality(self, members, synthetic, held_out, seed: int) -> dict:
-        return quality(self.table, members.frame, synthetic.frame.iloc[: len(members)])
+        found = quality(self.table, members.frame, synthetic.frame.iloc[: len(members)])
+        if self.filter is not None:
+            found["rejection"] = {
+                "quantile": self.rejection_quantile,
+                "acceptance": self.filter.acceptance,
+            }
+        return found
 
     def report_section(self, q: dict, members, synthetic) -> ReportSection:
         rows = "".join(
@@ -102,6 +148,14 @@ class SdvGenerator:
             f"<b>{q['score']:.3f}</b> ({props}).</p>"
             f"<table><tr><th>column</th><th>metric</th><th>shape score</th></tr>{rows}</table>"
         )
+        if "rejection" in q:
+            body += (
+                f"<p>Samples were filtered by discriminator rejection sampling: a classifier trained "
+                f"on the generator's rows against its samples estimates each sample's density ratio "
+                f"real / synthetic, and a sample is kept with probability min(1, ratio / M), M the "
+                f"ratio's {q['rejection']['quantile']:.2f}-quantile; "
+                f"{100 * q['rejection']['acceptance']:.1f} % of the samples are kept.</p>"
+            )
         return ReportSection(f"Generator ({self.name}) quality", body)
 
 
