@@ -60,6 +60,8 @@ def tabular_base(args):
         config = config.replace(generator_rows=args.generator_rows)
     if args.rejection_quantile is not None:
         config = config.replace(rejection_quantile=args.rejection_quantile)
+    if args.audit_members:
+        config = config.replace(audit_members=args.audit_members, non_members=args.audit_members)
     return config
 
 
@@ -70,9 +72,9 @@ def image_base(args):
     return ImageAuditConfig(
         helper_data=args.helper_data,
         generator_images=args.generator_images,
-        audit_members=args.audit_members,
-        non_members=args.audit_members,
-        helper_images=args.audit_members,
+        audit_members=args.audit_members or 600,
+        non_members=args.audit_members or 600,
+        helper_images=args.audit_members or 600,
         gan_steps=args.gan_steps,
         helper_epochs=10,
         attack_epochs=15,
@@ -154,6 +156,11 @@ def checks(runs: list[dict], ladder: dict) -> dict:
         [per_target[n]["auc_mia_mean"] for n in names],
         [per_target[n]["gt_auc_mean"] for n in names],
     )
+    # the ground truth's own eps lower bound: like eps_tilde, read from the most confident guesses
+    rho_eps_lb = spearmanr(
+        [per_target[n]["eps_tilde_mean"] for n in names],
+        [per_target[n]["gt_eps_lb_mean"] for n in names],
+    )
     # the untrained LOSS attack's AUC (members vs real non-members) as a second ground truth
     rho_loss = None
     if all(per_target[n]["loss_attack_auc_mean"] is not None for n in names):
@@ -194,6 +201,7 @@ def checks(runs: list[dict], ladder: dict) -> dict:
         "spearman_p_value": float(rho.pvalue),
         "spearman_goal_met": bool(rho.statistic >= 0.9),
         "spearman_mia_auc_vs_gt_auc": float(rho_auc.statistic),
+        "spearman_eps_tilde_vs_gt_eps_lb": float(rho_eps_lb.statistic),
         "spearman_eps_tilde_vs_loss_attack_auc": rho_loss,
         "most_leaking_non_private": top,
         "most_leaking_eps_tilde_above_0_every_seed": bool(per_target[top]["eps_tilde_min"] > 0),
@@ -227,7 +235,9 @@ def main() -> None:
         "--generator-images", type=int, default=1000, help="image: the generator's training members"
     )
     parser.add_argument(
-        "--audit-members", type=int, default=600, help="image: audit members (= real non-members)"
+        "--audit-members",
+        type=int,
+        help="audit members (= real non-members; default image 600, tabular the audit's)",
     )
     parser.add_argument(
         "--out", help="JSON path (default tools/bench/results/ladder_<modality>.json)"
@@ -309,7 +319,8 @@ def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
     )
     print(
         f"Spearman(mean eps_tilde, mean LOSS-attack AUC vs real non-members) = "
-        f"{summary['spearman_eps_tilde_vs_loss_attack_auc']}"
+        f"{summary['spearman_eps_tilde_vs_loss_attack_auc']}; "
+        f"Spearman(mean eps_tilde, mean GT eps_lb) = {summary['spearman_eps_tilde_vs_gt_eps_lb']:.3f}"
     )
     print(
         f"diagnostic: Spearman(mean MIA AUC on the PANORAMIA test, mean GT AUC) = "

@@ -26,20 +26,13 @@ from privaudit.core.rundir import atomic_write_json, provenance
 from privaudit.dp.randomness import seed_for
 from privaudit.tabular.data import ADULT_LABEL, adult, prepare_table
 from privaudit.tabular.generator import discrete_columns, synthesizer_metadata
+from privaudit.tabular.rejection import DensityRatioFilter, encoded
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_predict
 
 ROWS = 3000
 POOL = 60000
 QUANTILES = (0.5, 0.8, 0.95, 0.99)
-
-
-def encoded(table, frames: list[pd.DataFrame]) -> pd.DataFrame:
-    rows = pd.concat(frames, ignore_index=True)
-    for column in table.categorical + [table.label]:
-        values = sorted(set(table.frame[column].astype(str)))
-        rows[column] = pd.Categorical(rows[column].astype(str), categories=values)
-    return rows
 
 
 def detection(table, real: pd.DataFrame, synthetic: pd.DataFrame, seed: int) -> dict:
@@ -82,14 +75,10 @@ def main() -> None:
     raw = {"kept": ROWS, **detection(table, real, pool.iloc[:ROWS], args.seed)}
     print(f"raw samples: {raw}", flush=True)
     fit_samples, candidates = pool.iloc[ROWS : 2 * ROWS], pool.iloc[2 * ROWS :]
-    discriminator = HistGradientBoostingClassifier(
-        categorical_features="from_dtype", random_state=seed_for(args.seed, "discriminator") % 2**31
-    )
-    discriminator.fit(encoded(table, [train, fit_samples]), np.r_[np.ones(ROWS), np.zeros(ROWS)])
-    p_real = np.clip(
-        discriminator.predict_proba(encoded(table, [candidates]))[:, 1], 1e-6, 1 - 1e-6
-    )
-    ratio = p_real / (1 - p_real)
+    # the audit's own filter: its discriminator's ratios, each quantile's M taken over the candidates
+    discriminator = DensityRatioFilter(table, QUANTILES[0])
+    discriminator.fit(train, fit_samples, candidates, seed_for(args.seed, "discriminator"))
+    ratio = discriminator.ratio(candidates)
     coins = np.random.default_rng(seed_for(args.seed, "rejection")).random(len(ratio))
     filtered = []
     for q in QUANTILES:
