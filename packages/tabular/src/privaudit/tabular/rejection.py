@@ -39,7 +39,7 @@ class DensityRatioFilter:
         self.classifier.fit(encoded(self.table, [real, synthetic]), is_real)
         ratio = self.ratio(calibration)
         self.bound = float(np.quantile(ratio, self.quantile))
-        # expected fraction of samples kept: sizes the candidate pools in `filter`
+        # expected fraction of samples kept: sizes the pools SdvGenerator.sample draws
         self.acceptance = float(np.mean(np.minimum(1.0, ratio / self.bound)))
 
     def ratio(self, rows: pd.DataFrame) -> np.ndarray:
