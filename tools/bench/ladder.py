@@ -69,12 +69,13 @@ def image_base(args):
     from privaudit.image.config import ImageAuditConfig
 
     # reduced sizes: a smaller training set memorises sooner and trains faster
+    members = args.audit_members or 600
     return ImageAuditConfig(
         helper_data=args.helper_data,
         generator_images=args.generator_images,
-        audit_members=args.audit_members or 600,
-        non_members=args.audit_members or 600,
-        helper_images=args.audit_members or 600,
+        audit_members=members,
+        non_members=members,
+        helper_images=members,
         gan_steps=args.gan_steps,
         helper_epochs=10,
         attack_epochs=15,

@@ -409,15 +409,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
     dp = None
     if "spent_epsilon" in target_info:
         dp = {key: target_info[key] for key in ("spent_epsilon", "target_epsilon", "delta")}
-    audit_delta = dp["delta"] if dp else 0.0
-    common = {
-        "alpha": settings.alpha,
-        "delta": audit_delta,
-        "guess_grid": default_guess_grid(audit_delta, None, None),
-        "config": settings.config,
-        "member_prior": 0.5,
-        "dp": dp,
-    }
+    truth_delta = dp["delta"] if dp else 0.0
+    common = {"alpha": settings.alpha, "config": settings.config, "member_prior": 0.5, "dp": dp}
     ground_truth = low_fpr = None
     if non_members is not None and len(non_members):
         gt_scores = cache.frame(
@@ -430,6 +423,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             gt_dir,
             extra={"target": target_info},
             kind="ground_truth",
+            delta=truth_delta,
+            guess_grid=default_guess_grid(truth_delta, None, None),
             **common,
             title=f"privaudit {inputs.modality} ground truth: {inputs.target_name} target vs real non-members",
         )
@@ -476,7 +471,9 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         sections=sections,
         notes=notes,
         kind="panoramia",
-        **{**common, "delta": 0.0, "guess_grid": default_guess_grid(0.0, None, None)},
+        delta=0.0,
+        guess_grid=None,
+        **common,
         title=f"privaudit {inputs.modality} PANORAMIA audit: {inputs.target_name} target on {inputs.source}",
         extra={
             "target": target_info,
