@@ -62,6 +62,8 @@ def tabular_base(args):
         config = config.replace(rejection_quantile=args.rejection_quantile)
     if args.audit_members:
         config = config.replace(audit_members=args.audit_members, non_members=args.audit_members)
+    if args.mia_reference:
+        config = config.replace(mia_reference=args.mia_reference)
     return config
 
 
@@ -72,6 +74,7 @@ def image_base(args):
     members = args.audit_members or 600
     return ImageAuditConfig(
         helper_data=args.helper_data,
+        mia_reference=args.mia_reference or "none",
         generator_images=args.generator_images,
         audit_members=members,
         non_members=members,
@@ -230,6 +233,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--generator-rows", type=int, help="tabular: the synthesizer's training rows"
+    )
+    parser.add_argument(
+        "--mia-reference", choices=("helper", "none"), help="what else the MIA sees"
     )
     parser.add_argument("--gan-steps", type=int, default=2000, help="image: generator steps")
     parser.add_argument(

@@ -1,14 +1,14 @@
 """Benchmark: does a density-ratio filter on CTGAN's samples hide the real rows that PANORAMIA's
 baseline finds at low FPR? (A measured idea for the tabular ladder, not yet part of the audit.)
 
-CTGAN is fitted on 3,000 Adult rows. A discriminator (gradient boosting) is then trained on those
+CTGAN is fitted on 3,000 Adult rows (100 epochs, as the audit, unless --epochs). A discriminator (gradient boosting) is then trained on those
 same 3,000 rows against 3,000 fresh samples; each further sample x is kept with probability
 min(1, r(x)/M), r = p/(1-p) its estimated density ratio real/synthetic and M the ratio's q-quantile
 (discriminator rejection sampling). A separate detector (5-fold cross-validation) then tells 3,000
 held-out real rows, which neither model saw, from 3,000 kept samples: AUC and TPR at 1 % FPR, for
 the raw samples and each q. Prints a line per setting, writes JSON.
 
-    uv run python tools/bench/tabular_rejection.py [--seed 0]
+    uv run python tools/bench/tabular_rejection.py [--seed 0] [--epochs 100]
         [--out tools/bench/results/tabular_rejection.json]
 """
 
@@ -52,6 +52,7 @@ def detection(table, real: pd.DataFrame, synthetic: pd.DataFrame, seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=100, help="CTGAN's training epochs")
     parser.add_argument("--out", default="tools/bench/results/tabular_rejection.json")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -65,7 +66,7 @@ def main() -> None:
     start = time.perf_counter()
     torch.manual_seed(seed_for(args.seed, "fit"))
     synthesizer = CTGANSynthesizer(
-        synthesizer_metadata(table, discrete), epochs=100, enable_gpu=False
+        synthesizer_metadata(table, discrete), epochs=args.epochs, enable_gpu=False
     )
     synthesizer.fit(train.astype({c: str for c in discrete}))
     fit_seconds = time.perf_counter() - start
@@ -93,7 +94,7 @@ def main() -> None:
         {
             "rows": ROWS,
             "pool": POOL,
-            "synthesizer": "CTGAN, 100 epochs",
+            "synthesizer": f"CTGAN, {args.epochs} epochs",
             "discriminator": "HistGradientBoostingClassifier on the generator's rows vs samples",
             "detector": "HistGradientBoostingClassifier, 5-fold CV, held-out real vs kept samples",
             "fit_seconds": round(fit_seconds, 1),

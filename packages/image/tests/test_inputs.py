@@ -30,6 +30,7 @@ def _run(capsys, argv):
         (["--bogus"], "unrecognized arguments"),
         (["--device", "tpu"], "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (["--device", "cuda:7"], "device cuda:7 was asked for"),
+        (["--set", "mia_reference=helper"], "needs helper_data 'generator-split'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):

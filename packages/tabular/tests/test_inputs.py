@@ -135,6 +135,7 @@ def test_dp_target_whose_noise_cannot_reach_epsilon_is_one_line(adult_slice_csv,
         ("label_noise=1.0", "must be in [0, 1)"),
         ("weight_decay=-1", "must be zero or positive"),
         ("rejection_quantile=1", "must be in [0, 1)"),
+        ("mia_reference=helper", "needs helper_data 'generator-split'"),
     ],
 )
 def test_bad_target_knobs(override, words, tmp_path, capsys):

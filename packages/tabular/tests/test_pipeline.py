@@ -130,3 +130,21 @@ def test_reference_helper_trains_on_the_generator_split(adult_slice_csv, tmp_pat
         reference["columns"]["baseline_pred"]["auc"] != synthetic["columns"]["baseline_pred"]["auc"]
     )
     assert "helper" not in reference["extra"]["cached_stages"]
+
+
+def test_mia_reference_changes_the_mia_only(adult_slice_csv, tmp_path, cache_dir):
+    # the module cache holds the first test's target, synthetic sample and generator-split helper
+    reference = dict(helper_data="generator-split")
+    plain = run_audit(_config(adult_slice_csv, tmp_path / "plain", cache_dir, **reference))
+    calibrated = run_audit(
+        _config(
+            adult_slice_csv, tmp_path / "calibrated", cache_dir, mia_reference="helper", **reference
+        )
+    )
+    # the same baseline, so the same c_lb; the MIA sees the helper's loss too, so it changes
+    assert calibrated["columns"]["baseline_pred"] == plain["columns"]["baseline_pred"]
+    assert calibrated["c_lb"] == plain["c_lb"]
+    assert calibrated["columns"]["mia_mlp_pred"] != plain["columns"]["mia_mlp_pred"]
+    assert not {"target", "synthetic", "helper"} - set(calibrated["extra"]["cached_stages"])
+    saved = json.loads((tmp_path / "calibrated" / "config.json").read_text())
+    assert saved["mia_reference"] == "helper"

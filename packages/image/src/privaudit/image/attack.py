@@ -43,11 +43,17 @@ class AttackNet(nn.Module):
         ).squeeze(1)
 
 
-def signal_features(signals: Signals) -> np.ndarray:
-    """The loss branch's input: log loss and (clipped) logit-scaled confidence of each image."""
-    return np.column_stack(
-        [np.log(np.maximum(signals.loss[:, 0], 1e-12)), np.clip(signals.confidence[:, 0], -50, 50)]
-    )
+def signal_features(signals: Signals, reference: Signals | None = None) -> np.ndarray:
+    """The loss branch's input: log loss and (clipped) logit-scaled confidence of each image; with
+    a reference (the helper's signals, for the MIA), its two as well and the log-loss difference."""
+    columns = [
+        np.log(np.maximum(signals.loss[:, 0], 1e-12)),
+        np.clip(signals.confidence[:, 0], -50, 50),
+    ]
+    if reference is not None:
+        helper = signal_features(reference)
+        columns += [helper[:, 0], helper[:, 1], columns[0] - helper[:, 0]]
+    return np.column_stack(columns)
 
 
 class ImageAttack:
@@ -59,20 +65,26 @@ class ImageAttack:
         self.epochs, self.seed, self.desc, self.device = epochs, seed, desc, device
         self.lr, self.batch_size = lr, batch_size
 
-    def _standard(self, signals: Signals) -> torch.Tensor:
+    def _standard(self, signals: Signals, reference: Signals | None) -> torch.Tensor:
         return torch.from_numpy(
-            ((signal_features(signals) - self.mean) / self.std).astype(np.float32)
+            ((signal_features(signals, reference) - self.mean) / self.std).astype(np.float32)
         )
 
-    def fit(self, examples: TensorExamples, signals: Signals, is_member: np.ndarray) -> None:
-        features = signal_features(signals)
+    def fit(
+        self,
+        examples: TensorExamples,
+        signals: Signals,
+        is_member: np.ndarray,
+        reference: Signals | None = None,
+    ) -> None:
+        features = signal_features(signals, reference)
         self.mean, self.std = features.mean(0), features.std(0) + 1e-6
         torch.manual_seed(seed_for(self.seed, "init"))
         self.model = AttackNet(examples.inputs.shape[1], features.shape[1]).to(self.device)
         device = self.device
         data = TensorDataset(
             examples.inputs,
-            self._standard(signals),
+            self._standard(signals, reference),
             torch.as_tensor(is_member, dtype=torch.float32),
         )
         train(
@@ -90,10 +102,14 @@ class ImageAttack:
 
     @torch.no_grad()
     def score(
-        self, examples: TensorExamples, signals: Signals, batch_size: int = 512
+        self,
+        examples: TensorExamples,
+        signals: Signals,
+        reference: Signals | None = None,
+        batch_size: int = 512,
     ) -> np.ndarray:
         device = model_device(self.model)
-        images, standard = examples.inputs, self._standard(signals)
+        images, standard = examples.inputs, self._standard(signals, reference)
         out = [
             torch.sigmoid(
                 self.model(

@@ -159,6 +159,7 @@ def run_audit(config: ImageAuditConfig) -> dict:
             "non_members_data": config.non_members_data and file_identity(config.non_members_data),
         },
         non_members=_user_non_members(config, dataset),
+        mia_reference=config.mia_reference == "helper",
     )
     settings = PanoramiaSettings.from_config(
         config,

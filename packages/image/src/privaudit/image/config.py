@@ -92,12 +92,23 @@ class ImageAuditConfig(Config):
     # with the target's recipe (see privaudit.attacks.panoramia.driver.PanoramiaSettings)
     helper_data: str = setting("synthetic", check=cfg.one_of("synthetic", "generator-split"))
     attack_epochs: int = setting(20, check=cfg.POSITIVE_INT)
+    # what the MIA sees besides the image and the target's signals: also the helper's signals and
+    # the log-loss difference ("helper": a reference model's calibration, so it needs helper_data
+    # "generator-split"), or nothing ("none", the PANORAMIA paper's MIA)
+    mia_reference: str = setting("none", check=cfg.one_of("helper", "none"))
     test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)
     alpha: float = setting(0.05, check=cfg.OPEN_UNIT)
 
     def __post_init__(self):
         super().__post_init__()
 
+        self.require(
+            self.mia_reference == "none" or self.helper_data == "generator-split",
+            "mia_reference",
+            "'helper' needs helper_data 'generator-split' (a helper trained on synthetic data fits "
+            "real examples worse than any model trained on real data does, so the MIA would read "
+            "the target's fit to real data as membership)",
+        )
         self.require(
             self.model is None or self.architecture is not None,
             "architecture",

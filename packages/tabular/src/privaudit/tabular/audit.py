@@ -135,6 +135,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
         attack_key={"inputs": ATTACK_INPUTS, "iterations": config.classifier_iterations},
         non_members=_user_non_members(config, table),
         prepare=fit_encoders,
+        mia_reference=config.mia_reference == "helper",
     )
     settings = PanoramiaSettings.from_config(
         config, generator_examples=config.generator_rows, helper_examples=None, min_examples=50

@@ -82,6 +82,10 @@ class TabularAuditConfig(Config):
     helper_data: str = setting("synthetic", check=cfg.one_of("synthetic", "generator-split"))
     # baseline / MIA classifiers (HistGradientBoosting) on a real/synthetic mix
     classifier_iterations: int = setting(200, check=cfg.POSITIVE_INT)
+    # what the MIA sees besides the record and the target's loss: also the helper's loss and the
+    # log-ratio of the two ("helper": a reference model's calibration, so it needs helper_data
+    # "generator-split"), or nothing ("none", the PANORAMIA paper's MIA)
+    mia_reference: str = setting("none", check=cfg.one_of("helper", "none"))
     test_fraction: float = setting(0.5, check=cfg.OPEN_UNIT)
     alpha: float = setting(0.05, check=cfg.OPEN_UNIT)
     # tiny MLPs and CTGAN gain little from more threads and lose much when the cores are shared
@@ -90,6 +94,13 @@ class TabularAuditConfig(Config):
     def __post_init__(self):
         super().__post_init__()
 
+        self.require(
+            self.mia_reference == "none" or self.helper_data == "generator-split",
+            "mia_reference",
+            "'helper' needs helper_data 'generator-split' (a helper trained on synthetic data fits "
+            "real examples worse than any model trained on real data does, so the MIA would read "
+            "the target's fit to real data as membership)",
+        )
         self.require(
             self.model_spec is None or self.model is not None, "model_spec", "needs `model` too"
         )

@@ -84,6 +84,9 @@ class PanoramiaInputs:
     # the test examples of each table and the target, they return score columns added to both
     # tables, and the report lists every ground-truth column's TPR at low FPR
     closed_form: Callable[[Examples, Target], dict[str, np.ndarray]] | None = None
+    # the MIA also sees the helper's signals (LearnedAttack's `reference`): the baseline's view
+    # plus the target's, so their difference is the target's alone
+    mia_reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,8 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
         "attack": inputs.attack_key,
         "test_fraction": settings.test_fraction,
     }
+    if inputs.mia_reference:
+        attack_key["mia_reference"] = "helper"
 
     def scores_against(others: Examples, role: str, kind: str) -> pd.DataFrame:
         say(f"training the baseline and MIA classifiers (real members vs {kind})")
@@ -385,19 +390,25 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             seed_for(seed, role),
         )
         table = {"member": is_real.astype(int)}
+        test_order = np.r_[np.arange(n_train, n), n + np.arange(n_train, n)][test_index]
+        helper_signals = None
         for position, (column, model) in enumerate(models.items(), start=1):
             both = model.signals(real.inputs, real.labels).concat(
                 model.signals(other.inputs, other.labels)
             )
-            train_signals = both.take(train_index)
-            test_signals = both.take(np.r_[np.arange(n_train, n), n + np.arange(n_train, n)]).take(
-                test_index
-            )
+            reference = helper_signals if column == mia_column and inputs.mia_reference else None
             attack = inputs.attack(
                 seed_for(seed_for(seed, role), "classifier", position), f"{role}: {column}"
             )
-            attack.fit(train_examples, train_signals, is_member)
-            table[column] = attack.score(test, test_signals)
+            # only a modality with mia_reference gets the keyword, so the others' attacks need not take it
+            train_reference = (
+                {} if reference is None else {"reference": reference.take(train_index)}
+            )
+            test_reference = {} if reference is None else {"reference": reference.take(test_order)}
+            attack.fit(train_examples, both.take(train_index), is_member, **train_reference)
+            table[column] = attack.score(test, both.take(test_order), **test_reference)
+            if model is helper:
+                helper_signals = both
         if inputs.closed_form is not None:
             table.update(inputs.closed_form(test, target))
         return pd.DataFrame(table)

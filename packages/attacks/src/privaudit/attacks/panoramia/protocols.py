@@ -79,11 +79,23 @@ class Generator(Protocol):
 
 class LearnedAttack(Protocol):
     """A classifier telling real members (1) from other examples (0) from the examples and one
-    model's signals on them: PANORAMIA's baseline (helper signals) and MIA (target signals)."""
+    model's signals on them: PANORAMIA's baseline (helper signals) and MIA (target signals).
 
-    def fit(self, examples: Examples, signals: Signals, is_member: np.ndarray) -> None: ...
+    `reference`, when given, is the helper's signals on the same examples: the MIA of a modality
+    with `PanoramiaInputs.mia_reference` sees them too, so it reads the target's loss against the
+    helper's (difficulty calibration) and everything the baseline sees."""
 
-    def score(self, examples: Examples, signals: Signals) -> np.ndarray:
+    def fit(
+        self,
+        examples: Examples,
+        signals: Signals,
+        is_member: np.ndarray,
+        reference: Signals | None = None,
+    ) -> None: ...
+
+    def score(
+        self, examples: Examples, signals: Signals, reference: Signals | None = None
+    ) -> np.ndarray:
         """Membership scores in [0, 1] (higher: more likely a real member)."""
 
 
