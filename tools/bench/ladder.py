@@ -9,7 +9,9 @@ of the ladder (one cache); each seed cuts new splits and trains all of them anew
     uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000]
 
 Prints a table and writes tools/bench/results/ladder_<modality>.json and ladder_<modality>.png
-(eps_tilde against ground-truth AUC, one point per target and seed). The checks:
+(eps_tilde against ground-truth AUC, one point per target and seed), once for the paper's
+statistic (member guesses) and once for member and non-member guesses (report.json's
+`two_sided`; `checks_two_sided`, ladder_<modality>_two_sided.png). The checks:
 Spearman between mean eps_tilde and mean ground-truth AUC over the targets (goal >= 0.9); the most
 leaking non-private target's eps_tilde above 0 on every seed; every DP eps=1 target's mean
 eps_tilde below the most leaking target's.
@@ -99,16 +101,24 @@ def one_run(modality: str, config) -> dict:
     gt_full = json.loads((Path(gt["dir"]) / "report.json").read_text())
     target = report["extra"]["target"]
     quality = report["extra"]["generator_quality"]
+    two_sided = report["two_sided"]
     return {
         "eps_tilde": report["eps_tilde"][mia],
         "c_lb": report["c_lb"],
         "c_plus_eps_lb": report["columns"][mia]["eps_lb"],
+        "two_sided": {
+            "eps_tilde": two_sided["eps_tilde"][mia],
+            "c_lb": two_sided["c_lb"],
+            "c_plus_eps_lb": two_sided["columns"][mia]["eps_lb"],
+            "guesses": {k: two_sided["columns"][mia][k] for k in ("k_plus", "k_minus", "r", "v")},
+        },
         "auc_baseline": report["columns"]["baseline_pred"]["auc"],
         "auc_mia": report["columns"][mia]["auc"],
         "n_test": report["n"],
         "ground_truth": {
             "auc": gt_full["columns"][mia]["auc"],
             "eps_lb": gt_full["columns"][mia]["eps_lb"],
+            "eps_lb_two_sided": gt_full["two_sided"]["columns"][mia]["eps_lb"],
             "tpr_at_1pct_fpr": gt_full["columns"][mia]["tpr_at_fpr"]["0.01"],
             "n_test": gt_full["n"],
         },
@@ -117,6 +127,29 @@ def one_run(modality: str, config) -> dict:
         "seconds_incl_cached_stages": round(seconds, 1),
         "cached_stages": report["extra"].get("cached_stages"),
     }
+
+
+def two_sided_view(runs: list[dict]) -> list[dict]:
+    """The runs with eps_tilde, c_lb, {c+eps}_lb and the ground truth's eps_lb from member and
+    non-member guesses (report.json's `two_sided`); empty for results written before it existed."""
+    if not all("two_sided" in r for r in runs):
+        return []
+    return [
+        {
+            **r,
+            **{k: v for k, v in r["two_sided"].items() if k != "guesses"},
+            "ground_truth": {**r["ground_truth"], "eps_lb": r["ground_truth"]["eps_lb_two_sided"]},
+        }
+        for r in runs
+    ]
+
+
+def all_checks(runs: list[dict], ladder: dict) -> dict:
+    """The checks of the paper's member-guess statistic, and of the two-sided one where recorded."""
+    found = {"checks": checks(runs, ladder)}
+    if two_sided := two_sided_view(runs):
+        found["checks_two_sided"] = checks(two_sided, ladder)
+    return found
 
 
 def checks(runs: list[dict], ladder: dict) -> dict:
@@ -255,8 +288,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.recheck:
         written = json.loads(Path(args.recheck).read_text())
-        written["checks"] = checks(written["runs"], written["ladder"])
-        report(written["checks"], written["runs"], Path(args.recheck), written)
+        written.update(all_checks(written["runs"], written["ladder"]))
+        report(written["runs"], Path(args.recheck), written)
         return
     import torch
 
@@ -303,11 +336,42 @@ def main() -> None:
             )
         # written after every seed, so an interrupted ladder keeps what it measured
         written["complete"] = seed == seeds[-1]
-        written["checks"] = checks(runs, ladder)
-        report(written["checks"], runs, out, written)
+        written.update(all_checks(runs, ladder))
+        report(runs, out, written)
 
 
-def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
+def report(runs: list[dict], out: Path, written: dict) -> None:
+    """Print each statistic's table and checks, plot eps_tilde against ground-truth AUC (the
+    two-sided statistic in <out>_two_sided.png), write the JSON."""
+    plots = {}
+    for key, view, suffix in (
+        ("checks", runs, ""),
+        ("checks_two_sided", two_sided_view(runs), "_two_sided"),
+    ):
+        if key not in written:
+            continue
+        print(f"\n== {'member and non-member guesses' if suffix else 'member guesses (the paper)'}")
+        print_checks(written[key])
+        plot = out.with_name(out.stem + suffix + ".png")
+        atomic_write_bytes(
+            plot,
+            ladder_png(
+                [
+                    {
+                        "target": r["target_name"],
+                        "auc": r["ground_truth"]["auc"],
+                        "eps_tilde": r["eps_tilde"],
+                    }
+                    for r in view
+                ]
+            ),
+        )
+        plots[key] = plot.name
+    atomic_write_json(out, {**written, "plot": plots["checks"], "plots": plots})
+    print(f"wrote {out} and {', '.join(plots.values())}")
+
+
+def print_checks(summary: dict) -> None:
     print(
         f"\n{'target':18} {'eps~ mean':>9} {'[min, max]':>17} {'c_lb':>6} {'{c+e}_lb':>8} {'GT AUC':>7} "
         f"{'GT eps_lb':>9} {'GT TPR@1%':>9} {'LOSS AUC':>8}"
@@ -337,22 +401,6 @@ def report(summary: dict, runs: list[dict], out: Path, written: dict) -> None:
             for s, w in summary["within_seed"].items()
         )
     )
-    plot = out.with_suffix(".png")
-    atomic_write_bytes(
-        plot,
-        ladder_png(
-            [
-                {
-                    "target": r["target_name"],
-                    "auc": r["ground_truth"]["auc"],
-                    "eps_tilde": r["eps_tilde"],
-                }
-                for r in runs
-            ]
-        ),
-    )
-    atomic_write_json(out, {**written, "plot": plot.name})
-    print(f"wrote {out} and {plot}")
 
 
 if __name__ == "__main__":

@@ -314,3 +314,26 @@ def test_max_of_the_heuristic_on_many_thresholds():
         assert (
             bounds.max_hypothesis_test_eps_heuristic(*args, delta=1e-5, alpha=level) == every.max()
         )
+
+
+def test_two_sided_bounds_see_an_attack_that_only_recognises_non_members():
+    # 300 of the ~1,000 non-members get the lowest scores, everything else is noise: member
+    # guesses find nothing, non-member guesses find those 300
+    rng = np.random.default_rng(0)
+    labels = (rng.random(2000) < 0.5).astype(int)
+    attack = rng.random(2000)
+    attack[np.flatnonzero(labels == 0)[:300]] = -1.0
+    columns = {"baseline_pred": rng.random(2000), "mia": attack}
+    member_guesses = bounds.panoramia_bounds(labels, columns, member_prior=0.5)
+    both = bounds.two_sided_bounds(labels, columns)
+    assert member_guesses["curves"]["mia"].eps_max < 0.5
+    assert both["c_lb"] == 0.0 and both["eps_tilde"]["mia"] > 3.0
+    found = both["columns"]["mia"]
+    assert found["k_minus"] > 200 and found["v"] == found["r"]  # every guess right
+    # each column is the one-run audit at alpha / 2 (the other half is the baseline's)
+    assert found["eps_lb"] == bounds.one_run_audit(attack, labels, alpha=0.025)["eps_lb"]
+    # a mirror image (scores negated, membership flipped) has the same two-sided bound
+    mirror = bounds.two_sided_bounds(
+        1 - labels, {"baseline_pred": -columns["baseline_pred"], "mia": -attack}
+    )
+    assert mirror["columns"]["mia"]["eps_lb"] == pytest.approx(found["eps_lb"])

@@ -130,3 +130,20 @@ def test_bound_ceiling_is_what_a_perfect_column_reaches():
     level = 0.05 / 400
     curve = bounds.eps_lb_curve(labels, labels + np.linspace(0, 0.5, 400), level=level)
     assert curve.eps_max == pytest.approx(explain.bound_ceiling(400, 200, level, 0.0, 0.5))
+
+
+def test_a_panoramia_report_carries_the_two_sided_bounds_at_prior_one_half(tmp_path):
+    scores = table(0.3, 3.0)
+    report = write_report(scores, tmp_path / "r", member_prior=0.5)
+    two_sided = report["two_sided"]
+    columns = {c: scores[c].to_numpy() for c in ("baseline_pred", "mia_target_pred")}
+    assert two_sided == bounds.two_sided_bounds(scores["member"].to_numpy(), columns)
+    assert two_sided["columns"]["mia_target_pred"]["eps_lb"] > 1.0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "id='two-sided'" in page and "with member and non-member guesses" in page
+    assert any("with member and non-member guesses" in line for line in summary_lines(report))
+    # without a design prior of 1/2 there is no two-sided test; an attack-only report has no c_lb
+    assert "two_sided" not in write_report(scores, tmp_path / "f")
+    assert "two_sided" not in write_report(
+        scores.drop(columns="baseline_pred"), tmp_path / "m", baseline=None, member_prior=0.5
+    )

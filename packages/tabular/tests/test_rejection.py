@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from privaudit.tabular.data import Table, adult, prepare_table
-from privaudit.tabular.generator import SdvGenerator
+from privaudit.tabular.generator import SdvGenerator, calibration_samples
 from privaudit.tabular.rejection import DensityRatioFilter
 from privaudit.tabular.targets import FrameExamples
 from scipy.stats import norm
@@ -60,3 +60,9 @@ def test_samples_are_exact_in_count_and_follow_their_seed(adult_table, quantile)
     assert not first.equals(generator.sample(250, None, seed=8).frame)
     assert (generator.filter is None) == (quantile == 0)
     assert generator.key["rejection_quantile"] == quantile  # a new filter is a new cache entry
+
+
+def test_the_quantile_is_taken_with_about_100_samples_above_it():
+    assert calibration_samples(0.99) == 10_000  # the floor
+    assert calibration_samples(0.999) == 100_000
+    assert calibration_samples(0.9999) == 1_000_000

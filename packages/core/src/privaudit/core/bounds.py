@@ -501,6 +501,44 @@ def panoramia_bounds(
     return {"curves": curves, "c_lb": c_lb, "eps_tilde": eps_tilde}
 
 
+def two_sided_bounds(
+    labels,
+    columns: dict,
+    *,
+    baseline: str | None = "baseline_pred",
+    alpha: float = 0.05,
+    delta: float = 0.0,
+) -> dict:
+    """c_lb, {c+eps}_lb and eps_tilde from member AND non-member guesses, for a design that made
+    each row a member with probability 1/2 (PANORAMIA's test mix): each column's one-run audit
+    (one_run_audit: IN for its k_plus highest scores, OUT for its k_minus lowest, the best pair on
+    the geometric grid, Bonferroni over the pairs), alpha split between the baseline and the
+    attacks as in panoramia_bounds. An OUT guess is right with probability at most
+    e^eps / (1 + e^eps) as an IN guess is, since eps-DP and PANORAMIA's c-closeness bound the
+    likelihood ratio both ways; a target that tells confidently which rows it never saw (a
+    synthetic row it gets badly wrong) shows here, where the member-guess sweep cannot see it.
+    Returns {"c_lb", "eps_tilde", "columns": {column: {"eps_lb", "k_plus", "k_minus", "r", "v"}}}."""
+    with_baseline = baseline is not None
+    level = alpha / (2 if with_baseline else 1)
+    found = {
+        name: one_run_audit(scores, labels, delta=delta, alpha=level)
+        for name, scores in columns.items()
+    }
+    c_lb = found[baseline]["eps_lb"] if with_baseline else None
+    return {
+        "c_lb": c_lb,
+        "eps_tilde": (
+            {name: f["eps_lb"] - c_lb for name, f in found.items() if name != baseline}
+            if with_baseline
+            else {}
+        ),
+        "columns": {
+            name: {key: f[key] for key in ("eps_lb", "k_plus", "k_minus", "r", "v")}
+            for name, f in found.items()
+        },
+    }
+
+
 def theoretical_max_precision(r, eps: float, level: float = 0.025, member_prior: float = 0.5):
     """The highest precision an eps-DP-bounded guesser can show on r member guesses at confidence
     1 - level: the (1 - level) quantile of Binomial(r, q) over r, q = expit(eps + logit(prior))

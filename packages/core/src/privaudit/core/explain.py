@@ -259,6 +259,18 @@ def explanations(kind: str, report: Mapping) -> list[tuple[str, str]]:
                 "means no leakage beyond the baseline was measured.",
             ),
         ]
+        if report.get("two_sided"):
+            rows.append(
+                (
+                    "with member and non-member guesses",
+                    'The same three numbers when each classifier may also say "not a member" '
+                    "for the examples it scores lowest. A model that recognises the examples it "
+                    "never saw (it gets a synthetic example badly wrong) leaks this way, and only "
+                    "this version of ε̃ shows it; on privaudit's leakage ladders it is the one that "
+                    "ranks models as their real leakage does. The verdict above still reads member "
+                    "guesses only, as the PANORAMIA paper does.",
+                )
+            )
     elif kind == "one_run":
         rows += [
             (

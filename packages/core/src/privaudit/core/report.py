@@ -34,6 +34,11 @@ DEFINITIONS = {
     "{c+eps}_lb for an attack), Bonferroni-corrected over the thresholds, alpha split between the "
     "baseline and the attacks; each row taken to be a member with probability member_prior",
     "eps_tilde": "{c+eps}_lb - c_lb: a difference of two lower bounds, not a lower bound itself",
+    "two_sided": "c_lb, {c+eps}_lb (per column eps_lb) and eps_tilde again, from member and "
+    "non-member guesses (the one-run audit's test: IN for the k_plus highest scores, OUT for the "
+    "k_minus lowest, the best pair on a geometric grid, Bonferroni over the pairs, alpha split "
+    "between the baseline and the attacks); only where the design makes each row a member with "
+    "probability 1/2",
     "eps_hypothesis_test_heuristic": "a heuristic, not a bound: the DP hypothesis-test eps from "
     "Clopper-Pearson intervals on FPR and FNR, which treat the rows as independent trials though "
     "they all come from one training run",
@@ -73,6 +78,7 @@ def ground_truth_summary(report: Mapping, out_dir) -> dict:
             k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()
         },
         "verdict": (report.get("verdict") or {}).get("text"),
+        **({"two_sided": report["two_sided"]} if "two_sided" in report else {}),
     }
 
 
@@ -90,6 +96,13 @@ def summary_lines(report: Mapping) -> list[str]:
             f"{column}: {{c+eps}}_lb = {fmt(stats['eps_lb'])}, eps_tilde = {fmt(eps)} (not a lower bound), "
             f"AUC = {fmt(stats['auc'])}"
         )
+    two_sided = report.get("two_sided")
+    if two_sided and two_sided["c_lb"] is not None:
+        for column, eps in two_sided["eps_tilde"].items():
+            lines.append(
+                f"{column} with member and non-member guesses: c_lb = {fmt(two_sided['c_lb'])}, "
+                f"{{c+eps}}_lb = {fmt(two_sided['columns'][column]['eps_lb'])}, eps_tilde = {fmt(eps)}"
+            )
     ground_truth = (report.get("extra") or {}).get("ground_truth")
     for column, stats in (ground_truth or {}).get("columns", {}).items():
         lines.append(
@@ -212,6 +225,30 @@ def _table(report: dict, kind: str) -> str:
     return f"<table id='numbers'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _two_sided_html(report: dict) -> str:
+    two_sided = report.get("two_sided")
+    if not two_sided or two_sided["c_lb"] is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{_fmt(col['eps_lb'])}</td>"
+        f"<td>{_fmt(two_sided['eps_tilde'].get(name))}</td><td>{col['k_plus']}</td>"
+        f"<td>{col['k_minus']}</td><td>{col['v']} of {col['r']}</td></tr>"
+        for name, col in two_sided["columns"].items()
+    )
+    return (
+        "<h2>With member and non-member guesses</h2><p id='two-sided'>The bounds above count "
+        "member guesses only (the classifier's highest scores), as the PANORAMIA paper does. Here "
+        "each classifier also guesses <i>non-member</i> for its lowest scores, the one-run audit's "
+        "two-sided test, sound because each test slot holds a real member with probability 1/2: "
+        "an attack that recognises the rows the target never saw (a synthetic row the target gets "
+        "badly wrong) shows here and not above. c_lb = "
+        f"{_fmt(two_sided['c_lb'])}.</p><table id='two-sided-numbers'><tr><th>column</th>"
+        "<th>ε lower bound (c_lb / {c+ε}_lb)</th><th>ε̃ (not a lower bound)</th>"
+        "<th>member guesses</th><th>non-member guesses</th><th>right</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSection]) -> str:
     kind = report["kind"]
     thresholds = report["thresholds"]
@@ -262,6 +299,7 @@ def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSecti
         f"sweep: {sweep}; alpha = {report['alpha']}, delta = {report['delta']}; member prior = "
         f"{report['member_prior']:.4g}.</p>",
         _table(report, kind),
+        _two_sided_html(report),
         explain.explanations_html(explain.explanations(kind, report)),
     ]
     if kind == "panoramia":
@@ -415,6 +453,12 @@ def write_report(
         "definitions": DEFINITIONS,
         "columns": {},
     }
+    # only where the design itself made each row a member with probability 1/2 (not a table
+    # that happens to be balanced): the two-sided test's premise
+    if kind in ("panoramia", "ground_truth") and member_prior == 0.5:
+        report["two_sided"] = bounds.two_sided_bounds(
+            labels, columns, baseline=baseline, alpha=alpha, delta=delta
+        )
     counts = {name: metrics.threshold_counts(labels, values) for name, values in columns.items()}
     for seed, (name, values) in enumerate(columns.items()):
         stats = _column_stats(

@@ -46,7 +46,7 @@ def _user_non_members(
     return FrameExamples(frame, table)
 
 
-def _target_settings(config: TabularAuditConfig) -> TrainSettings:
+def target_settings(config: TabularAuditConfig) -> TrainSettings:
     decay = config.weight_decay
     if config.target == "overfit":
         return TrainSettings(
@@ -91,7 +91,7 @@ def run_audit(config: TabularAuditConfig) -> dict:
         )
         target_name = "model"
     else:
-        settings = _target_settings(config)
+        settings = target_settings(config)
         family = MLPFamily(settings, table, "target", label_noise=config.label_noise)
         families.append(family)
         info = {"kind": config.target, "hidden": list(settings.hidden), "epochs": settings.epochs}

@@ -38,8 +38,11 @@ def synthesizer_metadata(table: Table, discrete: list[str]):
     )
 
 
-# fresh samples over which the filter's quantile M is taken
-CALIBRATION_SAMPLES = 10_000
+def calibration_samples(quantile: float) -> int:
+    """Fresh samples over which the filter's quantile M is taken: 10,000, or enough that about 100
+    of them lie above M."""
+    return max(10_000, round(100 / (1 - quantile)))
+
 
 # name -> (sdv class, label in reports)
 SYNTHESIZERS = {"ctgan": ("CTGANSynthesizer", "CTGAN"), "tvae": ("TVAESynthesizer", "TVAE")}
@@ -96,7 +99,9 @@ class SdvGenerator:
             # the discriminator sees the generator's own rows only: it is part of the generator
             self.synthesizer._set_random_state(seed_for(seed, "discriminator samples") % 2**32)
             fakes = self._raw_sample(len(train))
-            calibration = self._raw_sample(max(CALIBRATION_SAMPLES, len(train)))
+            calibration = self._raw_sample(
+                max(calibration_samples(self.rejection_quantile), len(train))
+            )
             self.filter = DensityRatioFilter(self.table, self.rejection_quantile)
             self.filter.fit(members.frame, fakes, calibration, seed_for(seed, "discriminator"))
 
@@ -153,7 +158,7 @@ class SdvGenerator:
                 f"<p>Samples were filtered by discriminator rejection sampling: a classifier trained "
                 f"on the generator's rows against its samples estimates each sample's density ratio "
                 f"real / synthetic, and a sample is kept with probability min(1, ratio / M), M the "
-                f"ratio's {q['rejection']['quantile']:.2f}-quantile; "
+                f"ratio's {q['rejection']['quantile']:g}-quantile; "
                 f"{100 * q['rejection']['acceptance']:.1f} % of the samples are kept.</p>"
             )
         return ReportSection(f"Generator ({self.name}) quality", body)
