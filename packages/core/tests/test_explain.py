@@ -147,3 +147,23 @@ def test_a_panoramia_report_carries_the_two_sided_bounds_at_prior_one_half(tmp_p
     assert "two_sided" not in write_report(
         scores.drop(columns="baseline_pred"), tmp_path / "m", baseline=None, member_prior=0.5
     )
+
+
+def test_an_attack_that_recognises_non_members_is_called_leaking(tmp_path):
+    # the attack sees what the baseline sees, and ranks 200 of the non-members surely last:
+    # member guesses show nothing beyond the baseline, non-member guesses do
+    scores = table(0.5, 0.0, n=2000)
+    scores["mia_target_pred"] = scores["baseline_pred"]
+    sure = np.flatnonzero(scores["member"].to_numpy() == 0)[:200]
+    scores.loc[sure, "mia_target_pred"] = -10.0
+    report = write_report(scores, tmp_path / "r", member_prior=0.5)
+    verdict = report["verdict"]
+    assert not verdict["comparison"]["beyond_baseline"]
+    assert verdict["comparison_two_sided"]["beyond_baseline"]
+    assert verdict["comparison_two_sided"]["non_member_guesses"] > 100
+    assert verdict["status"] == "leaks" and "non-member for the" in verdict["text"]
+    # and the same table without those 200 is no leak either way
+    same = write_report(table(0.5, 0.0, n=2000).assign(
+        mia_target_pred=lambda t: t["baseline_pred"]), tmp_path / "s", member_prior=0.5)  # fmt: skip
+    assert same["verdict"]["status"] == "no measurable leakage"
+    assert "nor with member and non-member guesses" in same["verdict"]["text"]

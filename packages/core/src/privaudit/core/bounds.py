@@ -282,24 +282,41 @@ def _guess_sizes(n: int, count: int = 24) -> np.ndarray:
     return np.unique(np.r_[0, np.round(np.geomspace(1, n, count)).astype(np.int64)])
 
 
-def one_run_audit(scores, is_member, *, delta: float = 0.0, alpha: float = 0.05) -> dict:
-    """One-run audit from canary scores: guess IN for the k_plus highest scores, OUT for the
-    k_minus lowest, abstain on the rest; the best (k_plus, k_minus) over a geometric grid,
-    each tested at alpha / (number of pairs) (Bonferroni)."""
+def _check_scores(scores, is_member) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64)
     is_member = np.asarray(is_member).astype(bool)
     if scores.shape != is_member.shape or scores.ndim != 1 or scores.size == 0:
         raise ValueError("scores and is_member must be non-empty 1-d arrays of equal length")
-    m = scores.size
-    order = np.argsort(-scores, kind="stable")
-    members_in_top = np.r_[0, np.cumsum(is_member[order])]
-    nonmembers_in_bottom = np.r_[0, np.cumsum(~is_member[order[::-1]])]
+    return scores, is_member
+
+
+def guess_pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The one-run audit's (k_plus, k_minus) grid for m rows: every pair of geometric guess counts
+    with 0 < k_plus + k_minus <= m."""
     sizes = _guess_sizes(m)
     k_plus, k_minus = (g.ravel() for g in np.meshgrid(sizes, sizes, indexing="ij"))
     keep = (k_plus + k_minus > 0) & (k_plus + k_minus <= m)
-    k_plus, k_minus = k_plus[keep], k_minus[keep]
-    r = k_plus + k_minus
-    v = members_in_top[k_plus] + nonmembers_in_bottom[k_minus]
+    return k_plus[keep], k_minus[keep]
+
+
+def two_sided_counts(scores, is_member, k_plus, k_minus) -> tuple[np.ndarray, np.ndarray]:
+    """Guesses r and correct ones v when the k_plus highest scores are guessed IN and the k_minus
+    lowest OUT (elementwise over the pairs; ties in stable score order)."""
+    scores, is_member = _check_scores(scores, is_member)
+    order = np.argsort(-scores, kind="stable")
+    members_in_top = np.r_[0, np.cumsum(is_member[order])]
+    nonmembers_in_bottom = np.r_[0, np.cumsum(~is_member[order[::-1]])]
+    return k_plus + k_minus, members_in_top[k_plus] + nonmembers_in_bottom[k_minus]
+
+
+def one_run_audit(scores, is_member, *, delta: float = 0.0, alpha: float = 0.05) -> dict:
+    """One-run audit from canary scores: guess IN for the k_plus highest scores, OUT for the
+    k_minus lowest, abstain on the rest; the best (k_plus, k_minus) over a geometric grid,
+    each tested at alpha / (number of pairs) (Bonferroni)."""
+    scores, is_member = _check_scores(scores, is_member)
+    m = scores.size
+    k_plus, k_minus = guess_pairs(m)
+    r, v = two_sided_counts(scores, is_member, k_plus, k_minus)
     level = alpha / k_plus.size
     eps = eps_lower_bounds(m, r, v, delta=delta, alpha=level)
     best = int(np.argmax(eps))

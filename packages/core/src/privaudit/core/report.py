@@ -309,8 +309,10 @@ def _html(report: dict, images: dict[str, bytes], sections: Sequence[ReportSecti
             "thresholds, taking each row to be a member with probability equal to the member "
             "prior (the design's, else the table's member fraction), so an unbalanced table gets "
             "no bound from its imbalance. The verdict compares the attack's lower bound with an "
-            "upper confidence limit of the baseline at the attack's own number of member guesses "
-            "(a comparison of two classifiers on this test set, not a DP bound).</p>"
+            "upper confidence limit of the baseline at the attack's own number of member guesses, "
+            "and, where the test mix makes each slot real with probability 1/2, of member and "
+            "non-member guesses (a comparison of two classifiers on this test set, not a DP "
+            "bound).</p>"
         )
     else:
         parts.append(
