@@ -1,7 +1,8 @@
 """The text audit's ladder and its DP fine-tuning cost.
 
 1. Ladder: the same data and base LM, the target fine-tuned for 1 / 3 / 10 epochs and with DP-SGD
-   at epsilon 8 and 1 (10 epochs), over several seeds: per attack column the PANORAMIA eps_tilde,
+   at epsilon 8 and 1 (10 epochs), over several seeds: per attack column the PANORAMIA eps_tilde
+   (member guesses, and member and non-member guesses),
    and against real non-members the AUC and TPR at 1 % FPR (the learned MIA and the closed-form
    LOSS, zlib, min-k%, min-k%++ and reference-ratio columns). Each seed shares one cache, so the
    base LM, generator and helper are trained once per seed.
@@ -76,6 +77,8 @@ def ladder(seeds: list[int], rungs: list[str], size: dict, work: Path) -> list[d
                 "seconds": round(time.perf_counter() - started, 1),
                 "c_lb": report["c_lb"],
                 "eps_tilde": report["eps_tilde"],
+                # with member and non-member guesses (report.json's two_sided)
+                "eps_tilde_two_sided": report["two_sided"]["eps_tilde"],
                 "ground_truth_auc": {k: v["auc"] for k, v in low_fpr.items()},
                 "ground_truth_tpr_at_1pct_fpr": {
                     k: v["tpr_at_fpr"]["0.01"] for k, v in low_fpr.items()
@@ -96,7 +99,8 @@ def summarise(rows: list[dict]) -> dict:
     for rung in dict.fromkeys(r["rung"] for r in rows):
         mine = [r for r in rows if r["rung"] == rung]
         summary = {}
-        for field in ("eps_tilde", "ground_truth_auc", "ground_truth_tpr_at_1pct_fpr"):
+        fields = ("eps_tilde", "eps_tilde_two_sided", "ground_truth_auc")
+        for field in (*fields, "ground_truth_tpr_at_1pct_fpr"):
             summary[field] = {
                 k: {
                     "mean": float(np.mean([r[field][k] for r in mine])),
@@ -240,6 +244,7 @@ def main(argv=None) -> int:
         gt = s["ground_truth_auc"]
         print(
             f"{rung:>4}: eps_tilde(MIA) {next(v['mean'] for k, v in s['eps_tilde'].items() if k.startswith('mia_')):.3f}"
+            f" (two-sided {next(v['mean'] for k, v in s['eps_tilde_two_sided'].items() if k.startswith('mia_')):.3f})"
             f"  GT AUC: "
             + ", ".join(f"{k.removesuffix('_pred')} {v['mean']:.3f}" for k, v in gt.items())
             + (f"  eps spent {s['spent_epsilon']:.2f}" if s["spent_epsilon"] else "")
