@@ -3,8 +3,13 @@ default choice by timed steps (gan.ThreadChooser), run one after another under t
 has (its load average is recorded), on the default image generator's sizes.
 
     uv run python tools/bench/image_gan_threads.py [--steps 150]
+    uv run python tools/bench/image_gan_threads.py --busy 1 --steps 500 --modes auto,auto-no-abort \
+        --out tools/bench/results/image_gan_threads_busy.json
 
-Prints a table and writes tools/bench/results/image_gan_threads.json.
+`--busy N` runs N busy processes beside it (torch matrix products on every core, like the test
+suite's: a load of its own, the same for every mode);
+`--modes` picks rows among 1, all (the usable cores), auto and auto-no-abort (the chooser without
+its early stop of a stalling trial count, as before that existed). Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +34,21 @@ RESULTS = Path(__file__).parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--busy", type=int, default=0, help="busy torch processes to run beside it")
+    parser.add_argument("--modes", default="1,all,auto")
+    parser.add_argument("--out", default=str(RESULTS / "image_gan_threads.json"))
     args = parser.parse_args()
+    # a busy process like the test suite's: torch on every core, matrix products without end
+    hog = "import torch\na = torch.randn(512, 512)\nwhile True: a @ a"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for hog in hogs:
+            hog.kill()
+
+
+def run(args) -> None:
     c = ImageAuditConfig()
     settings = gan.GanSettings(
         steps=args.steps,
@@ -43,9 +64,19 @@ def main() -> None:
     images, _ = pad_to_power_of_two(data.images[: c.generator_images])
     labels = data.labels[: c.generator_images]
     rows = []
-    for name in ("1 thread", f"{gan.usable_cores()} threads", "auto (ThreadChooser)"):
-        chooser = gan.ThreadChooser.auto() if name.startswith("auto") else None
-        if chooser is None:
+    names = {
+        "1": "1 thread",
+        "all": f"{gan.usable_cores()} threads",
+        "auto": "auto (ThreadChooser)",
+        "auto-no-abort": "auto, no early stop of a stalling trial",
+    }
+    for name in (names[m] for m in args.modes.split(",")):
+        chooser = None
+        if name.startswith("auto"):
+            chooser = gan.ThreadChooser.auto(
+                **({"abort": float("inf")} if "no early" in name else {})
+            )
+        else:
             torch.set_num_threads(int(name.split()[0]))
         times, last = [], [time.perf_counter()]
 
@@ -79,11 +110,12 @@ def main() -> None:
     for r in rows:
         if isinstance(r["choices"], list):
             print(f"{r['threads']}: {r['choices']}")
-    out = RESULTS / "image_gan_threads.json"
+    out = Path(args.out)
     atomic_write_json(
         out,
         {
             "steps": args.steps,
+            "busy_processes": args.busy,
             "usable_cores": gan.usable_cores(),
             "results": rows,
             "provenance": provenance(),
