@@ -31,6 +31,9 @@ PROBE = """<script>addEventListener("load", () => {
     verdict: {text: v.innerText, top: box.top, height: box.height, width: box.width,
               visibility: s.visibility, display: s.display},
   };
+  const t = document.getElementById("two-sided-numbers");
+  if (t) out.two_sided = {rows: t.rows.length, text: t.innerText,
+                          width: t.getBoundingClientRect().width, display: getComputedStyle(t).display};
   const pre = document.createElement("pre"); pre.id = "probe";
   pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
 });</script>"""
@@ -105,3 +108,11 @@ def test_the_screenshot_is_not_blank(rendered):
     not_white = (pixels < 0.95).any(axis=-1).mean()
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0).shape[0]
     assert not_white > 0.02 and colours > 50, (not_white, colours)
+
+
+def test_the_two_sided_table_is_shown_with_a_row_per_column(rendered):
+    report, probe, _ = rendered
+    table = probe["two_sided"]
+    assert table["display"] != "none" and table["width"] > 300
+    assert table["rows"] == 1 + len(report["two_sided"]["columns"])  # the header and each column
+    assert "mia_target_pred" in table["text"] and "non-member guesses" in table["text"]
