@@ -337,3 +337,16 @@ def test_two_sided_bounds_see_an_attack_that_only_recognises_non_members():
         1 - labels, {"baseline_pred": -columns["baseline_pred"], "mia": -attack}
     )
     assert mirror["columns"]["mia"]["eps_lb"] == pytest.approx(found["eps_lb"])
+
+
+def test_two_sided_bounds_at_delta_read_a_coarser_grid():
+    # at delta > 0 the one-run bound's delta term 2 m delta / v must stay below the per-pair level:
+    # on the 24-count grid (576 pairs) a strong attack on 2,000 rows shows nothing, on 5 counts it does
+    rng = np.random.default_rng(0)
+    labels = (rng.random(2000) < 0.5).astype(int)
+    attack = rng.normal(2.0 * labels)
+    columns = {"baseline_pred": rng.normal(labels * 1.0), "mia": attack}
+    assert bounds.one_run_audit(attack, labels, delta=1e-5, alpha=0.025)["eps_lb"] == 0.0
+    found = bounds.two_sided_bounds(labels, columns, delta=1e-5)["columns"]["mia"]
+    coarse = bounds.one_run_audit(attack, labels, delta=1e-5, alpha=0.025, steps=5)
+    assert found["eps_lb"] == coarse["eps_lb"] > 1.0 and coarse["pairs_tested"] < 36  # 0 + 5 a side

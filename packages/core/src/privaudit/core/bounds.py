@@ -290,10 +290,10 @@ def _check_scores(scores, is_member) -> tuple[np.ndarray, np.ndarray]:
     return scores, is_member
 
 
-def guess_pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
+def guess_pairs(m: int, steps: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """The one-run audit's (k_plus, k_minus) grid for m rows: every pair of geometric guess counts
-    with 0 < k_plus + k_minus <= m."""
-    sizes = _guess_sizes(m)
+    (`steps` of them from 1 to m) with 0 < k_plus + k_minus <= m."""
+    sizes = _guess_sizes(m, steps)
     k_plus, k_minus = (g.ravel() for g in np.meshgrid(sizes, sizes, indexing="ij"))
     keep = (k_plus + k_minus > 0) & (k_plus + k_minus <= m)
     return k_plus[keep], k_minus[keep]
@@ -309,13 +309,15 @@ def two_sided_counts(scores, is_member, k_plus, k_minus) -> tuple[np.ndarray, np
     return k_plus + k_minus, members_in_top[k_plus] + nonmembers_in_bottom[k_minus]
 
 
-def one_run_audit(scores, is_member, *, delta: float = 0.0, alpha: float = 0.05) -> dict:
+def one_run_audit(
+    scores, is_member, *, delta: float = 0.0, alpha: float = 0.05, steps: int = 24
+) -> dict:
     """One-run audit from canary scores: guess IN for the k_plus highest scores, OUT for the
-    k_minus lowest, abstain on the rest; the best (k_plus, k_minus) over a geometric grid,
-    each tested at alpha / (number of pairs) (Bonferroni)."""
+    k_minus lowest, abstain on the rest; the best (k_plus, k_minus) over a geometric grid of
+    `steps` counts a side, each pair tested at alpha / (number of pairs) (Bonferroni)."""
     scores, is_member = _check_scores(scores, is_member)
     m = scores.size
-    k_plus, k_minus = guess_pairs(m)
+    k_plus, k_minus = guess_pairs(m, steps)
     r, v = two_sided_counts(scores, is_member, k_plus, k_minus)
     level = alpha / k_plus.size
     eps = eps_lower_bounds(m, r, v, delta=delta, alpha=level)
@@ -518,6 +520,17 @@ def panoramia_bounds(
     return {"curves": curves, "c_lb": c_lb, "eps_tilde": eps_tilde}
 
 
+# the two-sided PANORAMIA bounds' grid: 24 counts a side at delta = 0 (524 pairs at 2,000 rows);
+# at delta > 0 the delta term 2 m delta / v must stay below the per-pair level, so 5 a side
+# (26 pairs, about the member-guess sweep's DELTA_GUESS_GRID)
+TWO_SIDED_STEPS = 24
+TWO_SIDED_DELTA_STEPS = 5
+
+
+def two_sided_steps(delta: float) -> int:
+    return TWO_SIDED_STEPS if delta == 0 else TWO_SIDED_DELTA_STEPS
+
+
 def two_sided_bounds(
     labels,
     columns: dict,
@@ -529,8 +542,8 @@ def two_sided_bounds(
     """c_lb, {c+eps}_lb and eps_tilde from member AND non-member guesses, for a design that made
     each row a member with probability 1/2 (PANORAMIA's test mix): each column's one-run audit
     (one_run_audit: IN for its k_plus highest scores, OUT for its k_minus lowest, the best pair on
-    the geometric grid, Bonferroni over the pairs), alpha split between the baseline and the
-    attacks as in panoramia_bounds. An OUT guess is right with probability at most
+    the geometric grid of two_sided_steps(delta) counts a side, Bonferroni over the pairs), alpha
+    split between the baseline and the attacks as in panoramia_bounds. An OUT guess is right with probability at most
     e^eps / (1 + e^eps) as an IN guess is, since eps-DP and PANORAMIA's c-closeness bound the
     likelihood ratio both ways; a target that tells confidently which rows it never saw (a
     synthetic row it gets badly wrong) shows here, where the member-guess sweep cannot see it.
@@ -538,7 +551,7 @@ def two_sided_bounds(
     with_baseline = baseline is not None
     level = alpha / (2 if with_baseline else 1)
     found = {
-        name: one_run_audit(scores, labels, delta=delta, alpha=level)
+        name: one_run_audit(scores, labels, delta=delta, alpha=level, steps=two_sided_steps(delta))
         for name, scores in columns.items()
     }
     c_lb = found[baseline]["eps_lb"] if with_baseline else None

@@ -69,7 +69,7 @@ def two_sided_comparison(
     number of attacks) against the baseline's upper confidence limit with the same numbers of IN
     and OUT guesses; the attack and pair with the largest margin. Like baseline_upper, a
     comparison of two classifiers on one test set, not a DP bound."""
-    k_plus, k_minus = bounds.guess_pairs(labels.size)
+    k_plus, k_minus = bounds.guess_pairs(labels.size, bounds.two_sided_steps(delta))
     level = alpha / 2 / k_plus.size
     ub = _upper_eps(
         *bounds.two_sided_counts(columns[baseline], labels, k_plus, k_minus), level, 0.5
