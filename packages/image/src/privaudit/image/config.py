@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from privaudit.attacks.panoramia.cli import check_mia_reference
 from privaudit.core import config as cfg
 from privaudit.core.config import Config, setting
 from privaudit.dp.devices import is_device_name, resolve_device
@@ -102,13 +103,7 @@ class ImageAuditConfig(Config):
     def __post_init__(self):
         super().__post_init__()
 
-        self.require(
-            self.mia_reference == "none" or self.helper_data == "generator-split",
-            "mia_reference",
-            "'helper' needs helper_data 'generator-split' (a helper trained on synthetic data fits "
-            "real examples worse than any model trained on real data does, so the MIA would read "
-            "the target's fit to real data as membership)",
-        )
+        check_mia_reference(self)
         self.require(
             self.model is None or self.architecture is not None,
             "architecture",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from privaudit.attacks.panoramia.cli import check_mia_reference
 from privaudit.core import config as cfg
 from privaudit.core.config import Config, setting
 
@@ -94,13 +95,7 @@ class TabularAuditConfig(Config):
     def __post_init__(self):
         super().__post_init__()
 
-        self.require(
-            self.mia_reference == "none" or self.helper_data == "generator-split",
-            "mia_reference",
-            "'helper' needs helper_data 'generator-split' (a helper trained on synthetic data fits "
-            "real examples worse than any model trained on real data does, so the MIA would read "
-            "the target's fit to real data as membership)",
-        )
+        check_mia_reference(self)
         self.require(
             self.model_spec is None or self.model is not None, "model_spec", "needs `model` too"
         )

@@ -20,6 +20,17 @@ SHARED_FIELDS = (
 )
 
 
+def check_mia_reference(config) -> None:
+    """The cross-field check of a PANORAMIA config's `mia_reference` (image and tabular)."""
+    config.require(
+        config.mia_reference == "none" or config.helper_data == "generator-split",
+        "mia_reference",
+        "'helper' needs helper_data 'generator-split' (a helper trained on synthetic data fits "
+        "real examples worse than any model trained on real data does, so the MIA would read "
+        "the target's fit to real data as membership)",
+    )
+
+
 def panoramia_parser(
     prog: str,
     what: str,
