@@ -367,7 +367,8 @@ def report(runs: list[dict], out: Path, written: dict) -> None:
             ),
         )
         plots[key] = plot.name
-    atomic_write_json(out, {**written, "plot": plots["checks"], "plots": plots})
+    written.pop("plot", None)  # results from before there were two plots
+    atomic_write_json(out, {**written, "plots": plots})
     print(f"wrote {out} and {', '.join(plots.values())}")
 
 
