@@ -543,9 +543,9 @@ def two_sided_bounds(
     each row a member with probability 1/2 (PANORAMIA's test mix): each column's one-run audit
     (one_run_audit: IN for its k_plus highest scores, OUT for its k_minus lowest, the best pair on
     the geometric grid of two_sided_steps(delta) counts a side, Bonferroni over the pairs), alpha
-    split between the baseline and the attacks as in panoramia_bounds. An OUT guess is right with probability at most
-    e^eps / (1 + e^eps) as an IN guess is, since eps-DP and PANORAMIA's c-closeness bound the
-    likelihood ratio both ways; a target that tells confidently which rows it never saw (a
+    split between the baseline and the attacks as in panoramia_bounds. An OUT guess is right
+    with probability at most e^eps / (1 + e^eps) as an IN guess is, since eps-DP and PANORAMIA's
+    c-closeness bound the likelihood ratio both ways; a target that tells confidently which rows it never saw (a
     synthetic row it gets badly wrong) shows here, where the member-guess sweep cannot see it.
     Returns {"c_lb", "eps_tilde", "columns": {column: {"eps_lb", "k_plus", "k_minus", "r", "v"}}}."""
     with_baseline = baseline is not None

@@ -49,9 +49,10 @@ def baseline_upper(
 
 def _upper_eps(r, v, level: float, member_prior: float) -> np.ndarray:
     """eps at the one-sided Clopper-Pearson upper limit of v right out of r guesses (inf at 1)."""
-    r, v = np.asarray(r, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    r = np.asarray(r, dtype=np.float64)
+    # the one-sided limit at `level` is the two-sided interval's upper end at 2 * level
+    q = bounds.clopper_pearson_upper(v, r, 2 * level)
     with np.errstate(all="ignore"):
-        q = np.where(v < r, special.betaincinv(v + 1, np.maximum(r - v, 1), 1 - level), 1.0)
         eps = np.where(q < 1, special.logit(q) - special.logit(member_prior), np.inf)
     return np.where(r > 0, np.maximum(eps, 0.0), np.inf)
 
