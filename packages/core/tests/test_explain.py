@@ -167,3 +167,23 @@ def test_an_attack_that_recognises_non_members_is_called_leaking(tmp_path):
         mia_target_pred=lambda t: t["baseline_pred"]), tmp_path / "s", member_prior=0.5)  # fmt: skip
     assert same["verdict"]["status"] == "no measurable leakage"
     assert "nor with member and non-member guesses" in same["verdict"]["text"]
+
+
+def test_a_detector_that_spots_the_generators_examples_flags_a_weak_generator(tmp_path):
+    # the baseline (AUC about 0.6) leaves room above c_lb; a detector trained longer on the
+    # examples alone tells them apart at 0.995, so the generator limits the audit all the same
+    def verdict_with(detector_auc, name):
+        extra = {"generator_quality": {"detector_auc": detector_auc}}
+        report = write_report(table(0.4, 0.4), tmp_path / name, member_prior=0.5, extra=extra)
+        return report, (tmp_path / name / "report.html").read_text()
+
+    report, html = verdict_with(0.995, "detected")
+    verdict = report["verdict"]
+    assert verdict["generator_too_weak"]
+    caveat = next(c for c in verdict["caveats"] if c.startswith("The generator is too weak"))
+    assert "detector" in caveat and "0.995" in caveat and "understates" in caveat
+    assert "Warning: the generator limits this audit" in html
+    assert caveat in summary_lines(report)
+    report, html = verdict_with(0.9, "not-detected")
+    assert not report["verdict"]["generator_too_weak"]
+    assert "Warning: the generator limits this audit" not in html

@@ -31,3 +31,29 @@ def test_the_reference_signals_calibrate_each_images_difficulty():
 
     assert held_out_auc(reference=False) < 0.7
     assert held_out_auc(reference=True) > 0.95
+
+
+def test_an_ensemble_averages_the_logits_of_independently_seeded_networks():
+    rng = np.random.default_rng(1)
+    n = 200
+    generator = torch.Generator().manual_seed(1)
+    examples = TensorExamples(torch.rand(n, 1, 8, 8, generator=generator), torch.zeros(n).long())
+    signals = Signals.from_probabilities(rng.random(n))
+    is_member = rng.random(n) < 0.5
+
+    def fitted(ensemble: int) -> ImageAttack:
+        attack = ImageAttack(epochs=2, seed=3, desc="attack", device="cpu", ensemble=ensemble)
+        attack.fit(examples, signals, is_member)
+        return attack
+
+    one, three = fitted(1), fitted(3)
+    first = dict(three.models[0].named_parameters())
+    for name, value in one.models[0].named_parameters():
+        torch.testing.assert_close(first[name], value)  # the first network is the attack's own
+    assert not torch.equal(three.models[1].head.weight, three.models[0].head.weight)
+    with torch.no_grad():
+        features = three._standard(signals, None)
+        logits = torch.stack([m(examples.inputs, features) for m in three.models]).mean(0)
+    np.testing.assert_allclose(
+        three.score(examples, signals), torch.sigmoid(logits).numpy(), rtol=1e-6
+    )

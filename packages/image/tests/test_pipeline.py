@@ -27,12 +27,14 @@ def test_pipeline_runs_end_to_end_and_a_rerun_reuses_the_cache(tiny, capsys, mon
     q = extra["generator_quality"]
     assert q["frechet_distance"] > 0 and q["frechet_distance_real_vs_real"] > 0
     assert "trained on the generator's training images" in q["feature_space"]
+    assert 0 <= q["detector_auc"] <= 1 and "epochs on images alone" in q["detector"]
     assert extra["ground_truth"] is not None and set(extra["ground_truth"]["columns"]) == {
         "baseline_pred",
         "mia_cnn_pred",
     }
     html = open(f"{run}/report.html").read()
     assert "generator_samples.png" in html and "Fréchet distance" in html and "Ground truth" in html
+    assert "A detector (GroupNorm CNN" in html
     weak = report["verdict"]["generator_too_weak"]
     assert ("Warning: the generator limits this audit" in html) == weak
     assert "Verdict:" in html and "What the numbers mean" in html

@@ -11,7 +11,8 @@ import numpy as np
 from privaudit.core import bounds
 from scipy import special
 
-# A baseline this good leaves no room above c_lb: the generator, not the target, limits the audit.
+# A baseline (or a detector of the generator's examples) this good leaves no room above c_lb:
+# the generator, not the target, limits the audit.
 WEAK_GENERATOR_AUC = 0.98
 # ... and neither does a c_lb this close to the largest bound the test size allows.
 WEAK_GENERATOR_CEILING_FRACTION = 0.8
@@ -135,6 +136,11 @@ def verdict(
         base_auc = report["columns"][baseline]["auc"]
         c_lb = report["c_lb"]
         weak = base_auc >= WEAK_GENERATOR_AUC or c_lb >= WEAK_GENERATOR_CEILING_FRACTION * ceiling
+        # a detector trained longer on the examples alone (the image generator's quality) sees
+        # what a baseline trained as briefly as the MIA may miss
+        quality = (report.get("extra") or {}).get("generator_quality") or {}
+        detector = quality.get("detector_auc")
+        detected = not weak and detector is not None and detector >= WEAK_GENERATOR_AUC
         best = None
         for name in attacks:
             curve = curves[name]
@@ -152,7 +158,7 @@ def verdict(
                 best["eps_lb"],
             ):
                 best = row
-        out |= {"generator_too_weak": bool(weak), "comparison": best}
+        out |= {"generator_too_weak": bool(weak or detected), "comparison": best}
         name, tilde = best["column"], report["eps_tilde"][best["column"]]
         ub_text = (
             "any value"
@@ -217,6 +223,17 @@ def verdict(
                 "longer or on more data (image: --gan-steps; tabular: --ctgan-epochs, or TVAE "
                 "with --synthesizer tvae and more generator rows), check its quality below, and "
                 "rely on the ground truth until the baseline AUC is well below 1."
+            )
+        elif detected:
+            caveats.append(
+                f"The generator is too weak to audit this target: a detector trained on its "
+                f"examples alone tells them from real ones with AUC {_f(detector)} (the "
+                f"generator section), while the baseline, trained as briefly as the MIA, reaches "
+                f"AUC {_f(base_auc)}. So c_lb = {_f(c_lb)} understates how far the generator is "
+                "from the data, and ε̃ and this verdict compare the target with this baseline, "
+                "not with the best one. Train the generator longer or on more data "
+                "(--gan-steps, a GPU), and rely on the ground truth until the detector's AUC is "
+                "well below 1."
             )
         else:
             caveats.append(

@@ -57,13 +57,25 @@ def signal_features(signals: Signals, reference: Signals | None = None) -> np.nd
 
 
 class ImageAttack:
-    """The LearnedAttack of the image audit; signal features standardised on the training set."""
+    """The LearnedAttack of the image audit; signal features standardised on the training set.
+    `ensemble` networks from independent seeds, their logits averaged: one network's score
+    depends on its seed about as much as on the data (tools/bench/image_attack_seeds.py)."""
 
     def __init__(
-        self, *, epochs: int, seed: int, desc: str, device, lr: float = 1e-3, batch_size: int = 128
+        self,
+        *,
+        epochs: int,
+        seed: int,
+        desc: str,
+        device,
+        ensemble: int = 1,
+        lr: float = 1e-3,
+        batch_size: int = 128,
     ):
+        if ensemble < 1:
+            raise ValueError(f"ensemble must be at least 1, not {ensemble}")
         self.epochs, self.seed, self.desc, self.device = epochs, seed, desc, device
-        self.lr, self.batch_size = lr, batch_size
+        self.ensemble, self.lr, self.batch_size = ensemble, lr, batch_size
 
     def _standard(self, signals: Signals, reference: Signals | None) -> torch.Tensor:
         return torch.from_numpy(
@@ -79,26 +91,31 @@ class ImageAttack:
     ) -> None:
         features = signal_features(signals, reference)
         self.mean, self.std = features.mean(0), features.std(0) + 1e-6
-        torch.manual_seed(seed_for(self.seed, "init"))
-        self.model = AttackNet(examples.inputs.shape[1], features.shape[1]).to(self.device)
         device = self.device
         data = TensorDataset(
             examples.inputs,
             self._standard(signals, reference),
             torch.as_tensor(is_member, dtype=torch.float32),
         )
-        train(
-            self.model,
-            data,
-            lambda m, b: F.binary_cross_entropy_with_logits(
-                m(b[0].to(device), b[1].to(device)), b[2].to(device)
-            ),
-            optimizer=lambda params: torch.optim.Adam(params, lr=self.lr, weight_decay=1e-4),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            desc=self.desc,
-        )
+        self.models = []
+        for i in range(self.ensemble):
+            # the first network keeps the attack's own seed, so ensemble = 1 is one such network
+            seed = self.seed if i == 0 else seed_for(self.seed, "ensemble", i)
+            torch.manual_seed(seed_for(seed, "init"))
+            model = AttackNet(examples.inputs.shape[1], features.shape[1]).to(device)
+            train(
+                model,
+                data,
+                lambda m, b: F.binary_cross_entropy_with_logits(
+                    m(b[0].to(device), b[1].to(device)), b[2].to(device)
+                ),
+                optimizer=lambda params: torch.optim.Adam(params, lr=self.lr, weight_decay=1e-4),
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                seed=seed,
+                desc=self.desc if self.ensemble == 1 else f"{self.desc} {i + 1}/{self.ensemble}",
+            )
+            self.models.append(model.eval())
 
     @torch.no_grad()
     def score(
@@ -108,13 +125,19 @@ class ImageAttack:
         reference: Signals | None = None,
         batch_size: int = 512,
     ) -> np.ndarray:
-        device = model_device(self.model)
+        device = model_device(self.models[0])
         images, standard = examples.inputs, self._standard(signals, reference)
         out = [
             torch.sigmoid(
-                self.model(
-                    images[s : s + batch_size].to(device), standard[s : s + batch_size].to(device)
-                )
+                torch.stack(
+                    [
+                        model(
+                            images[s : s + batch_size].to(device),
+                            standard[s : s + batch_size].to(device),
+                        )
+                        for model in self.models
+                    ]
+                ).mean(0)
             ).cpu()
             for s in range(0, len(images), batch_size)
         ]

@@ -151,11 +151,16 @@ def run_audit(config: ImageAuditConfig) -> dict:
         ),
         helper=ImageClassifierFamily(helper, dataset.images.shape[1:], dataset.classes, device),
         attack=lambda seed, desc: ImageAttack(
-            epochs=config.attack_epochs, seed=seed, desc=desc, device=device
+            epochs=config.attack_epochs,
+            seed=seed,
+            desc=desc,
+            device=device,
+            ensemble=config.attack_ensemble,
         ),
         attack_key={
             "kind": "image + loss-signal network",
             "epochs": config.attack_epochs,
+            "ensemble": config.attack_ensemble,
             "non_members_data": config.non_members_data and file_identity(config.non_members_data),
         },
         non_members=_user_non_members(config, dataset),

@@ -93,6 +93,9 @@ class ImageAuditConfig(Config):
     # with the target's recipe (see privaudit.attacks.panoramia.driver.PanoramiaSettings)
     helper_data: str = setting("synthetic", check=cfg.one_of("synthetic", "generator-split"))
     attack_epochs: int = setting(20, check=cfg.POSITIVE_INT)
+    # networks per attack (baseline and MIA alike), logits averaged: one network's c_lb and ε̃
+    # move with its seed about as much as with the target (tools/bench/image_attack_seeds.py)
+    attack_ensemble: int = setting(4, check=cfg.POSITIVE_INT)
     # what the MIA sees besides the image and the target's signals: also the helper's signals and
     # the log-loss difference ("helper": a reference model's calibration, so it needs helper_data
     # "generator-split"), or nothing ("none", the PANORAMIA paper's MIA)

@@ -11,10 +11,17 @@ import numpy as np
 import torch
 from privaudit.attacks.panoramia import TensorExamples
 from privaudit.core.report import ReportSection
+from privaudit.dp.randomness import seed_for
 from privaudit.image import gan
 from privaudit.image.data import crop, pad_to_power_of_two
 from privaudit.image.models import parameter_count
-from privaudit.image.quality import feature_space, frechet_distance, image_grid_png
+from privaudit.image.quality import (
+    DETECTOR_EPOCHS,
+    detector_auc,
+    feature_space,
+    frechet_distance,
+    image_grid_png,
+)
 
 
 class StyleGanGenerator:
@@ -88,6 +95,10 @@ class StyleGanGenerator:
             "frechet_distance_real_vs_real": frechet_distance(
                 features(held_out.inputs[: len(synthetic)]), reference
             ),
+            "detector_auc": detector_auc(
+                members.inputs, synthetic.inputs, seed_for(seed, "detector"), self.device
+            ),
+            "detector": f"GroupNorm CNN, {DETECTOR_EPOCHS} epochs on images alone",
             "n_synthetic": len(synthetic),
             "n_real": len(members),
             "steps": self.summary["steps"],
@@ -108,7 +119,15 @@ class StyleGanGenerator:
             f"<b>{q['frechet_distance']:.3f}</b> between {q['n_synthetic']} synthetic images and {q['n_real']} of "
             f"the generator's real training images; for scale, real vs real (held-out real images vs the same "
             f"training images): {q['frechet_distance_real_vs_real']:.3f}.</p>"
-            f"<p>Generator: {q['steps']} steps of batch {q['batch_size']} in {q['seconds']:.0f} s "
+            + (
+                f"<p>A detector ({html.escape(q['detector'])}) trained to tell these synthetic "
+                "images from the generator's real training images, with neither the target nor a "
+                f"helper, reaches AUC <b>{q['detector_auc']:.3f}</b> on held-out images (0.5: "
+                "indistinguishable).</p>"
+                if "detector_auc" in q
+                else ""
+            )
+            + f"<p>Generator: {q['steps']} steps of batch {q['batch_size']} in {q['seconds']:.0f} s "
             f"({html.escape(q['implementation'])} ops, on {html.escape(q.get('device', 'cpu'))}), "
             f"{q['parameters']:,} parameters, final ADA p = {q['ada_p']:.3f}. "
             f"Left: synthetic samples (one row per class); right: real generator-training images.</p>"

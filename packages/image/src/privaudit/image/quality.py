@@ -1,9 +1,11 @@
-"""Generator quality: a Fréchet distance in the feature space of an offline classifier, and image grids."""
+"""Generator quality: a Fréchet distance in the feature space of an offline classifier, a detector
+trained to tell generated images from real ones, and image grids."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from privaudit.core import metrics
 from privaudit.core.plots import pixels_png
 from privaudit.dp.devices import model_device
 from privaudit.image.models import (
@@ -76,6 +78,51 @@ def feature_space(
         model[:-1],
         "small GroupNorm CNN trained on the generator's training images, 512-d penultimate layer",
     )
+
+
+DETECTOR_EPOCHS = 10
+DETECTOR_HELD_OUT = 0.3
+
+
+@torch.no_grad()
+def _class_one_margin(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    device = model_device(model)
+    logits = torch.cat(
+        [
+            model(images[s : s + batch_size].to(device)).cpu()
+            for s in range(0, len(images), batch_size)
+        ]
+    )
+    return (logits[:, 1] - logits[:, 0]).double().numpy()
+
+
+def detector_auc(
+    real: torch.Tensor,
+    synthetic: torch.Tensor,
+    seed: int,
+    device: torch.device | str = "cpu",
+    epochs: int = DETECTOR_EPOCHS,
+) -> float:
+    """Held-out AUC of the target-kind CNN trained `epochs` on images alone to tell `synthetic`
+    from `real` (as many of each, DETECTOR_HELD_OUT of them held out): how far the generator is
+    from the data for a classifier that sees neither the target nor a helper, trained longer
+    than the audit's baseline."""
+    n = min(len(real), len(synthetic))
+    images = torch.cat([real[:n], synthetic[:n]])
+    is_real = torch.cat([torch.ones(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64)])
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(2 * n))
+    cut = int(round(2 * n * (1 - DETECTOR_HELD_OUT)))
+    train, test = order[:cut], order[cut:]
+    model, _ = train_classifier(
+        images[train],
+        is_real[train],
+        2,
+        TrainSettings("cnn", epochs=epochs),
+        seed=seed,
+        desc="detector",
+        device=device,
+    )
+    return float(metrics.auc(is_real[test].numpy(), _class_one_margin(model.eval(), images[test])))
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
