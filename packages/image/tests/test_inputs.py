@@ -142,3 +142,13 @@ def test_unwritable_output_directory_exits_2_before_any_work(capsys, argv):
     assert main([*argv, "--out", UNWRITABLE]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == UNWRITABLE_ERROR and not any("Traceback" in line for line in err), err
+
+
+def test_the_generator_trains_longer_on_a_gpu_unless_told_how_long():
+    from privaudit.image.config import CPU_GAN_STEPS, GPU_GAN_STEPS, ImageAuditConfig
+
+    assert GPU_GAN_STEPS > CPU_GAN_STEPS
+    default = ImageAuditConfig()
+    assert default.generator_steps("cpu") == CPU_GAN_STEPS
+    assert default.generator_steps("cuda:0") == GPU_GAN_STEPS
+    assert ImageAuditConfig(gan_steps=500).generator_steps("cuda") == 500

@@ -115,7 +115,7 @@ def run_audit(config: ImageAuditConfig) -> dict:
         )
     target, helper_architecture = _target(config, dataset, device)
     gan_settings = gan.GanSettings(
-        steps=config.gan_steps,
+        steps=config.generator_steps(device),
         batch_size=config.gan_batch_size,
         z_dim=config.gan_z_dim,
         w_dim=max(config.gan_z_dim, 32),

@@ -19,7 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     from privaudit.attacks.panoramia.cli import panoramia_parser
     from privaudit.dp.devices import DEVICE_HELP
-    from privaudit.image.config import TARGET_KINDS, TRAINED_TARGETS
+    from privaudit.image.config import CPU_GAN_STEPS, GPU_GAN_STEPS, TARGET_KINDS, TRAINED_TARGETS
 
     parser = panoramia_parser(
         "audit-image",
@@ -35,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         non_members="images your model never saw (same layout as --data), for the ground truth",
     )
     parser.add_argument("--architecture", choices=TRAINED_TARGETS, help="architecture of --model")
-    parser.add_argument("--gan-steps", type=int, help="generator training steps")
+    parser.add_argument(
+        "--gan-steps",
+        type=int,
+        help=f"generator training steps (default {CPU_GAN_STEPS} on the CPU, {GPU_GAN_STEPS} on a GPU)",
+    )
     parser.add_argument(
         "--fused-ops",
         action="store_const",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from privaudit.attacks.panoramia.cli import check_mia_reference
 from privaudit.core import config as cfg
 from privaudit.core.config import Config, setting
@@ -17,6 +18,13 @@ LABEL_NOISE = cfg.Check(
     lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1,
     "must be in [0, 1)",
 )
+
+
+# the generator's default steps: about 11 minutes of the 15-minute default on 2 idle CPU cores
+# (0.11 s a step), and as long again on a GPU (about 60 ms a step on an H200); more steps were
+# still making the generator harder to detect at 9,000 (packages/image/README.md, Measured)
+CPU_GAN_STEPS = 6000
+GPU_GAN_STEPS = 12000
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ class ImageAuditConfig(Config):
         False  # DP noise from the seed: reproducible, NOT private (tests only)
     )
     # generator (StyleGAN2-ADA-style)
-    gan_steps: int = setting(3000, check=cfg.POSITIVE_INT)
+    # None: CPU_GAN_STEPS on the CPU, GPU_GAN_STEPS on a GPU (see generator_steps)
+    gan_steps: int | None = setting(None, check=cfg.optional(cfg.POSITIVE_INT))
     gan_batch_size: int = setting(32, check=cfg.POSITIVE_INT)
     gan_channel_base: int = setting(512, check=cfg.POSITIVE_INT)
     gan_channel_max: int = setting(32, check=cfg.POSITIVE_INT)
@@ -141,6 +150,12 @@ class ImageAuditConfig(Config):
         if self.target in TRAINED_TARGETS and self.epsilon is not None:
             return f"{self.target}-dp-eps{self.epsilon:g}"
         return self.target
+
+    def generator_steps(self, device) -> int:
+        """The generator's training steps on `device`: `gan_steps`, or the device's default."""
+        if self.gan_steps is not None:
+            return self.gan_steps
+        return GPU_GAN_STEPS if torch.device(device).type == "cuda" else CPU_GAN_STEPS
 
     def torch_device(self):
         """The torch device the audit runs on; asking for CUDA where there is none is a user error."""
