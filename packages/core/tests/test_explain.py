@@ -187,3 +187,6 @@ def test_a_detector_that_spots_the_generators_examples_flags_a_weak_generator(tm
     report, html = verdict_with(0.9, "not-detected")
     assert not report["verdict"]["generator_too_weak"]
     assert "Warning: the generator limits this audit" not in html
+    assert any(
+        "a detector trained longer" in c and "0.900" in c for c in report["verdict"]["caveats"]
+    )

@@ -238,9 +238,14 @@ def verdict(
         else:
             caveats.append(
                 f"Generator quality: the baseline's AUC is {_f(base_auc)} (0.5 would mean its "
-                "examples are indistinguishable from real ones). The weaker the generator, the "
-                "higher c_lb and the less room ε̃ has: judge ε̃ together with the generator "
-                "section."
+                "examples are indistinguishable from real ones)"
+                + (
+                    ""
+                    if detector is None
+                    else f", a detector trained longer on the examples alone reaches {_f(detector)}"
+                )
+                + ". The weaker the generator, the higher c_lb and the less room ε̃ has: judge ε̃ "
+                "together with the generator section."
             )
         ground_truth = (report.get("extra") or {}).get("ground_truth")
         if ground_truth:
