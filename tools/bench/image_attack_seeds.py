@@ -1,13 +1,14 @@
 """How much the image audit's numbers move with the attack networks' seeds alone: one generator,
-one set of synthetic images, one target and helper (the default run's cache), and the baseline and
-MIA classifiers retrained from R disjoint seed sets per training setting (epochs, ensemble size).
+one set of synthetic images, one target and helper (a finished run's), and the baseline and MIA
+classifiers retrained from R disjoint seed sets per training setting (epochs, ensemble size).
 The spread it reports is the part of c_lb's and ε̃'s run-to-run spread that no generator can fix.
 
-    uv run audit-image                                         # fills runs/image-mnist/cache
-    uv run python tools/bench/image_attack_seeds.py [--cache runs/image-mnist/cache]
+    uv run audit-image                                         # a finished run in runs/image-mnist
+    uv run python tools/bench/image_attack_seeds.py [--run runs/image-mnist]
         [--settings 20x1,20x4,60x1] [--replicates 8]
 
-Each setting EPOCHSxENSEMBLE retrains both classifiers (PANORAMIA and ground truth) in a copy of the
+The run's config.json gives the settings, so every stage but the scores comes from its cache. Each
+setting EPOCHSxENSEMBLE retrains both classifiers (PANORAMIA and ground truth) in a copy of that
 cache whose scores are removed, with the attacks' seeds shifted per replicate (a subclass of
 ImageAttack: the audit itself derives them from --seed, which also fixes the splits). Writes
 tools/bench/results/image_attack_seeds.json: per setting, each replicate's c_lb, ε̃ (member
@@ -17,6 +18,7 @@ guesses, and member and non-member guesses), AUCs, and their mean, sd, min and m
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shutil
 import time
@@ -73,15 +75,18 @@ def summary(rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default="runs/image-mnist/cache", help="a finished run's cache")
+    parser.add_argument("--run", default="runs/image-mnist", help="a finished audit-image run")
     parser.add_argument("--settings", default="20x1,20x4,60x1", help="EPOCHSxENSEMBLE, ...")
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--runs", default="runs/bench-attack-seeds")
     parser.add_argument("--out", default="image_attack_seeds")
     args = parser.parse_args()
-    source = Path(args.cache)
-    if not any(source.glob("synthetic-*.pt")):
-        parser.error(f"{source} holds no finished run's synthetic images: run audit-image first")
+    run = Path(args.run)
+    if not (run / "report.json").exists():
+        parser.error(f"{run} holds no finished audit-image run (no report.json)")
+    fields = json.loads((run / "config.json").read_text())
+    fields.pop("audit")
+    source = Path(fields["cache_dir"] or run / "cache")
     results = {}
     for setting in args.settings.split(","):
         epochs, ensemble = (int(x) for x in setting.split("x"))
@@ -89,10 +94,13 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.copytree(source, cache)
         config = ImageAuditConfig(
-            out_dir=str(Path(args.runs) / setting / "run"),
-            cache_dir=str(cache),
-            attack_epochs=epochs,
-            attack_ensemble=ensemble,
+            **{
+                **fields,
+                "out_dir": str(Path(args.runs) / setting / "run"),
+                "cache_dir": str(cache),
+                "attack_epochs": epochs,
+                "attack_ensemble": ensemble,
+            }
         )
         rows, started = [], time.perf_counter()
         for r in range(args.replicates):
@@ -115,7 +123,7 @@ def main() -> None:
     atomic_write_json(
         RESULTS / f"{args.out}.json",
         {
-            "cache": str(source),
+            "run": str(run),
             "machine": platform.processor() or platform.machine(),
             "settings": results,
             "provenance": provenance(),
