@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from privaudit.attacks.panoramia.driver import split_sizes
+from privaudit.attacks.panoramia.driver import cut_splits, split_sizes
 from privaudit.core.bounds import panoramia_bounds
 from privaudit.core.metrics import auc
 from privaudit.core.rundir import atomic_write_json, provenance
@@ -49,9 +49,7 @@ def main() -> None:
     table = load_table(config)
     data = FrameExamples(table.frame, table)
     sizes = split_sizes(len(data), [config.generator_rows, config.audit_members, 0])
-    order = np.random.default_rng(seed_for(seed, "split")).permutation(len(data))
-    generator_split = data.take(order[: sizes[0]])
-    members = data.take(order[sizes[0] : sizes[0] + sizes[1]])
+    generator_split, members, _ = cut_splits(data, sizes, seed)
     encoder = FeatureEncoder(table, generator_split.concat(members).frame)
 
     started = time.perf_counter()

@@ -181,6 +181,14 @@ def split_sizes(n: int, wanted: list[int]) -> list[int]:
     return sizes.tolist()
 
 
+def cut_splits(data: Examples, sizes: list[int], seed: int) -> list[Examples]:
+    """The audit's splits of `data`, of `sizes` in order (generator split, audit members, real
+    non-members), from the run seed's "split" permutation."""
+    order = np.random.default_rng(seed_for(seed, "split")).permutation(len(data))
+    cuts = np.cumsum([0, *sizes])
+    return [data.take(order[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
 def mixed_test(
     real: Examples, other: Examples, seed: int
 ) -> tuple[Examples, np.ndarray, np.ndarray]:
@@ -231,11 +239,7 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             f"{inputs.source} is too small: the audit needs at least {settings.min_examples} generator "
             f"examples and {settings.min_examples} audit members (it has {len(inputs.data)} examples)."
         )
-    order = np.random.default_rng(seed_for(seed, "split")).permutation(len(inputs.data))
-    cuts = np.cumsum([0, *sizes])
-    generator_split, members, held_out = (
-        inputs.data.take(order[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
-    )
+    generator_split, members, held_out = cut_splits(inputs.data, sizes, seed)
     non_members = inputs.non_members if user_non_members else (held_out if len(held_out) else None)
     identity = {**inputs.data_key, "seed": seed, "splits": wanted}
     say(
