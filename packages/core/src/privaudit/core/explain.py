@@ -58,6 +58,15 @@ def _upper_eps(r, v, level: float, member_prior: float) -> np.ndarray:
     return np.where(r > 0, np.maximum(eps, 0.0), np.inf)
 
 
+def _comparison_point(lb: np.ndarray, ub: np.ndarray) -> tuple[int, bool]:
+    """Where an attack's lower bounds `lb` beat the baseline's upper limits `ub` (same guesses,
+    elementwise) by the most, and whether they beat them anywhere; else where `lb` is largest."""
+    margin = np.where(lb > 0, lb - ub, -np.inf)
+    if np.any(margin > 0):
+        return int(np.argmax(margin)), True
+    return int(np.argmax(lb)), False
+
+
 def two_sided_comparison(
     labels: np.ndarray,
     columns: Mapping[str, np.ndarray],
@@ -81,11 +90,10 @@ def two_sided_comparison(
     for name in attacks:
         r, v = bounds.two_sided_counts(columns[name], labels, k_plus, k_minus)
         lb = bounds.eps_lower_bounds(labels.size, r, v, delta=delta, alpha=level / len(attacks))
-        margin = np.where(lb > 0, lb - ub, -np.inf)
-        at = int(np.argmax(margin)) if np.any(margin > 0) else int(np.argmax(lb))
+        at, beyond = _comparison_point(lb, ub)
         row = {"column": name, "eps_lb_at_comparison": float(lb[at]),
                "member_guesses": int(k_plus[at]), "non_member_guesses": int(k_minus[at]),
-               "baseline_eps_upper": float(ub[at]), "beyond_baseline": bool(margin[at] > 0)}  # fmt: skip
+               "baseline_eps_upper": float(ub[at]), "beyond_baseline": beyond}  # fmt: skip
         if best is None or (row["beyond_baseline"], row["eps_lb_at_comparison"]) > (
             best["beyond_baseline"],
             best["eps_lb_at_comparison"],
@@ -148,11 +156,10 @@ def verdict(
             # the baseline's limits at the attack's every threshold, each at the attack's
             # per-threshold level: simultaneous over thresholds, like the lower bounds
             ub = baseline_upper(labels, columns[baseline], curve.r, curve.level, prior)
-            margin = np.where(lb > 0, lb - ub, -np.inf)
-            at = int(np.argmax(margin)) if np.any(margin > 0) else int(np.argmax(lb))
+            at, beyond = _comparison_point(lb, ub)
             row = {"column": name, "eps_lb": float(lb.max()), "eps_lb_at_comparison": float(lb[at]),
                    "predicted_members": int(curve.r[at]), "baseline_eps_upper": float(ub[at]),
-                   "beyond_baseline": bool(margin[at] > 0)}  # fmt: skip
+                   "beyond_baseline": beyond}  # fmt: skip
             if best is None or (row["beyond_baseline"], row["eps_lb"]) > (
                 best["beyond_baseline"],
                 best["eps_lb"],
