@@ -99,8 +99,12 @@ def summarise(rows: list[dict]) -> dict:
     for rung in dict.fromkeys(r["rung"] for r in rows):
         mine = [r for r in rows if r["rung"] == rung]
         summary = {}
-        fields = ("eps_tilde", "eps_tilde_two_sided", "ground_truth_auc")
-        for field in (*fields, "ground_truth_tpr_at_1pct_fpr"):
+        for field in (
+            "eps_tilde",
+            "eps_tilde_two_sided",
+            "ground_truth_auc",
+            "ground_truth_tpr_at_1pct_fpr",
+        ):
             summary[field] = {
                 k: {
                     "mean": float(np.mean([r[field][k] for r in mine])),
