@@ -116,12 +116,8 @@ def _print_summary(report: dict, config) -> None:
         print(
             f"generator: Frechet distance {quality['frechet_distance']:.2f} (real vs real "
             f"{quality['frechet_distance_real_vs_real']:.2f}) in {quality['feature_space']}"
-            + (
-                f"; a detector on images alone tells its images from real ones at AUC "
-                f"{quality['detector_auc']:.3f}"
-                if "detector_auc" in quality
-                else ""
-            )
+            f"; a detector on images alone tells its images from real ones at AUC "
+            f"{quality['detector_auc']:.3f}"
         )
     print(f"report: {Path(config.out_dir) / 'report.html'}")
 

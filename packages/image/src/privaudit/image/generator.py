@@ -17,6 +17,7 @@ from privaudit.image.data import crop, pad_to_power_of_two
 from privaudit.image.models import parameter_count
 from privaudit.image.quality import (
     DETECTOR_EPOCHS,
+    DETECTOR_HELD_OUT,
     detector_auc,
     feature_space,
     frechet_distance,
@@ -27,6 +28,8 @@ from privaudit.image.quality import (
 class StyleGanGenerator:
     name = "StyleGAN2-ADA-style"
     conditional = True
+    # the detector in quality(): a quality JSON cached without it is not this one
+    quality_key = {"detector": {"epochs": DETECTOR_EPOCHS, "held_out": DETECTOR_HELD_OUT}}
 
     def __init__(
         self,
@@ -119,15 +122,11 @@ class StyleGanGenerator:
             f"<b>{q['frechet_distance']:.3f}</b> between {q['n_synthetic']} synthetic images and {q['n_real']} of "
             f"the generator's real training images; for scale, real vs real (held-out real images vs the same "
             f"training images): {q['frechet_distance_real_vs_real']:.3f}.</p>"
-            + (
-                f"<p>A detector ({html.escape(q['detector'])}) trained to tell these synthetic "
-                "images from the generator's real training images, with neither the target nor a "
-                f"helper, reaches AUC <b>{q['detector_auc']:.3f}</b> on held-out images (0.5: "
-                "indistinguishable).</p>"
-                if "detector_auc" in q
-                else ""
-            )
-            + f"<p>Generator: {q['steps']} steps of batch {q['batch_size']} in {q['seconds']:.0f} s "
+            f"<p>A detector ({html.escape(q['detector'])}) trained to tell these synthetic "
+            "images from the generator's real training images, with neither the target nor a "
+            f"helper, reaches AUC <b>{q['detector_auc']:.3f}</b> on held-out images (0.5: "
+            "indistinguishable).</p>"
+            f"<p>Generator: {q['steps']} steps of batch {q['batch_size']} in {q['seconds']:.0f} s "
             f"({html.escape(q['implementation'])} ops, on {html.escape(q.get('device', 'cpu'))}), "
             f"{q['parameters']:,} parameters, final ADA p = {q['ada_p']:.3f}. "
             f"Left: synthetic samples (one row per class); right: real generator-training images.</p>"

@@ -53,6 +53,7 @@ class SdvGenerator:
     labels."""
 
     conditional = False
+    quality_key: dict = {}  # quality() depends on the samples alone
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ class CausalLMGenerator:
 
     name = "causal LM"
     conditional = False
+    quality_key: dict = {}  # quality() depends on the samples alone
 
     def __init__(
         self,

@@ -343,7 +343,10 @@ def run_panoramia(inputs: PanoramiaInputs, settings: PanoramiaSettings) -> dict:
             seed_for(seed, "quality-features"),
         )
 
-    quality = cache.json(cache.path("quality", synthetic_key, "json"), build_quality)
+    quality = cache.json(
+        cache.path("quality", {**synthetic_key, "quality": generator.quality_key}, "json"),
+        build_quality,
+    )
     stages.done("generator")
 
     # ---- helper: a model of the target's kind trained on synthetic examples, or (helper_data

@@ -60,6 +60,7 @@ class Generator(Protocol):
 
     name: str
     key: dict  # the settings that decide its samples (part of their cache key)
+    quality_key: dict  # what decides quality() beyond the samples (part of its cache key)
     conditional: bool  # samples given labels (True) or labels come with the samples (False)
 
     def fit(self, members: Examples, checkpoint: Path, seed: int) -> None:
