@@ -51,9 +51,9 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         )
         for r in range(2)
     ]
-    for rank in ranks:
+    for r, rank in enumerate(ranks):
         _, err = rank.communicate(timeout=300)
-        assert rank.returncode == 0, err[-3000:]
+        assert rank.returncode == 0, f"rank {r}: {err[-3000:]}"
     distributed = torch.load(out, weights_only=True)
 
     model, data = problem()
