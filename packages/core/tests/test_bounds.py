@@ -350,3 +350,38 @@ def test_two_sided_bounds_at_delta_read_a_coarser_grid():
     found = bounds.two_sided_bounds(labels, columns, delta=1e-5)["columns"]["mia"]
     coarse = bounds.one_run_audit(attack, labels, delta=1e-5, alpha=0.025, steps=5)
     assert found["eps_lb"] == coarse["eps_lb"] > 1.0 and coarse["pairs_tested"] < 36  # 0 + 5 a side
+
+
+def test_sampling_spread_tracks_the_spread_over_fresh_test_sets():
+    # binormal scores at AUC 0.76: c_lb's sd over 120 independent test sets is about 0.19;
+    # the bootstrap of one test set must find it (over 40 sets: 0.71-1.36 times the truth)
+    n, shift = 750, np.sqrt(2) * stats.norm.ppf(0.76)
+    labels = (np.arange(n) < n // 2).astype(int)
+    rng = np.random.default_rng(0)
+    fresh = [
+        bounds.panoramia_bounds(
+            labels, {"baseline_pred": rng.normal(size=n) + shift * labels}, member_prior=0.5
+        )["c_lb"]
+        for _ in range(120)
+    ]
+    truth = np.std(fresh, ddof=1)
+    assert 0.12 < truth < 0.3
+    for seed in range(2):
+        scores = rng.normal(size=n) + shift * labels
+        spread = bounds.panoramia_sampling_spread(
+            labels, {"baseline_pred": scores}, member_prior=0.5, seed=seed
+        )
+        assert 0.5 * truth < spread["c_lb_sd"] < 2 * truth, (spread, truth)
+        assert spread["resamples"] == 100 and spread["eps_tilde_sd"] == {}
+
+
+def test_sampling_spread_of_an_attack_that_copies_the_baseline_is_zero_and_seeded():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400)
+    base = rng.normal(labels, 1.0)
+    columns = {"baseline_pred": base, "mia_copy_pred": base.copy(), "mia_other_pred": -base}
+    spread = bounds.panoramia_sampling_spread(labels, columns, member_prior=0.5, n_resamples=30)
+    assert spread["eps_tilde_sd"]["mia_copy_pred"] == 0.0  # eps_tilde is 0 in every resample
+    assert spread["c_lb_sd"] > 0 and spread["eps_tilde_sd"]["mia_other_pred"] > 0
+    again = bounds.panoramia_sampling_spread(labels, columns, member_prior=0.5, n_resamples=30)
+    assert again == spread

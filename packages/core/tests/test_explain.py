@@ -190,3 +190,16 @@ def test_a_detector_that_spots_the_generators_examples_flags_a_weak_generator(tm
     assert any(
         "a detector trained longer" in c and "0.900" in c for c in report["verdict"]["caveats"]
     )
+
+
+def test_the_verdict_gives_the_sampling_spread_of_c_lb_and_eps_tilde(tmp_path):
+    report = write_report(table(1.0, 1.0), tmp_path / "r", member_prior=0.5)
+    spread = report["sampling_spread"]
+    assert spread["c_lb_sd"] > 0 and spread["eps_tilde_sd"]["mia_target_pred"] > 0
+    caveat = next(c for c in report["verdict"]["caveats"] if c.startswith("Sampling spread"))
+    assert f"±{spread['eps_tilde_sd']['mia_target_pred']:.3f}" in caveat
+    assert caveat in (tmp_path / "r" / "report.html").read_text().replace("&#x27;", "'")
+    assert f"(sampling sd {spread['c_lb_sd']:.3f})" in summary_lines(report)[0]
+    # no baseline, no c_lb: no spread
+    mia = write_report(table(1.0, 1.0).drop(columns="baseline_pred"), tmp_path / "m", baseline=None)
+    assert "sampling_spread" not in mia

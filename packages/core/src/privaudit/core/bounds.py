@@ -520,6 +520,50 @@ def panoramia_bounds(
     return {"curves": curves, "c_lb": c_lb, "eps_tilde": eps_tilde}
 
 
+# above this many rows the report skips the spread: 100 resamples of the every-score sweep then
+# take more than about 10 s a column, and the spread is small anyway
+SPREAD_MAX_ROWS = 100_000
+
+
+def panoramia_sampling_spread(
+    labels,
+    columns: dict,
+    *,
+    baseline: str = "baseline_pred",
+    n_resamples: int = 100,
+    seed: int = 0,
+    **sweep,
+) -> dict:
+    """How far c_lb and each eps_tilde move when the test points are redrawn: their standard
+    deviations over `n_resamples` bootstrap resamples of the rows (members and non-members
+    resampled separately, so each keeps the design's mix), read with panoramia_bounds and the same
+    `sweep` settings (thresholds, guess_grid, alpha, delta, member_prior). An estimate of the
+    spread from sampling the test set alone, not a bound: retraining the generator or the attacks
+    moves both numbers further. Returns {"resamples", "c_lb_sd", "eps_tilde_sd": {column: sd}}."""
+    labels = np.asarray(labels)
+    members, nonmembers = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    rng = np.random.default_rng(seed)
+    c_lb, eps_tilde = [], []
+    for _ in range(n_resamples):
+        rows = np.r_[
+            members[rng.integers(0, members.size, members.size)],
+            nonmembers[rng.integers(0, nonmembers.size, nonmembers.size)],
+        ]
+        audit = panoramia_bounds(
+            labels[rows], {k: np.asarray(v)[rows] for k, v in columns.items()}, baseline=baseline,
+            **sweep,
+        )  # fmt: skip
+        c_lb.append(audit["c_lb"])
+        eps_tilde.append(audit["eps_tilde"])
+    return {
+        "resamples": n_resamples,
+        "c_lb_sd": float(np.std(c_lb, ddof=1)),
+        "eps_tilde_sd": {
+            name: float(np.std([e[name] for e in eps_tilde], ddof=1)) for name in eps_tilde[0]
+        },
+    }
+
+
 # the two-sided PANORAMIA bounds' grid: 24 counts a side at delta = 0 (524 pairs at 2,000 rows);
 # at delta > 0 the delta term 2 m delta / v must stay below the per-pair level, so 5 a side
 # (26 pairs, about the member-guess sweep's DELTA_GUESS_GRID)

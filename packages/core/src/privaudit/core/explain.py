@@ -254,6 +254,17 @@ def verdict(
                 + ". The weaker the generator, the higher c_lb and the less room ε̃ has: judge ε̃ "
                 "together with the generator section."
             )
+        spread = report.get("sampling_spread")
+        if spread:
+            tilde_sd = spread["eps_tilde_sd"][name]
+            caveats.append(
+                f"Sampling spread: redrawing the {n} test points ({spread['resamples']} bootstrap "
+                f"resamples) moves c_lb by ±{_f(spread['c_lb_sd'])} and ε̃ ({name}) by "
+                f"±{_f(tilde_sd)} (one standard deviation). Two audits of the same model with "
+                "fresh synthetic examples differ at least that much, retrained attacks and "
+                f"generators more, so an ε̃ within about ±{_f(2 * tilde_sd)} of 0 is no evidence "
+                "either way."
+            )
         ground_truth = (report.get("extra") or {}).get("ground_truth")
         if ground_truth:
             out["ground_truth"] = _ground_truth_line(ground_truth, baseline)

@@ -45,6 +45,10 @@ DEFINITIONS = {
     "member_prior": "the probability with which each row is taken to have been made a member, "
     "independently of the others: the audit design's where it fixes one, else the table's member "
     "fraction; with delta > 0 the bounds need it to be at most 0.5",
+    "sampling_spread": f"standard deviations of c_lb and each eps_tilde over {BOOTSTRAP_RESAMPLES} "
+    "bootstrap resamples of the test rows (members and non-members resampled separately): the "
+    "spread from which test points were drawn alone, not from retraining the generator or the "
+    "attacks; an estimate, not a bound",
     "auc_ci95": f"percentile bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples, members and "
     "non-members resampled separately)",
 }
@@ -89,12 +93,17 @@ def summary_lines(report: Mapping) -> list[str]:
     def fmt(value) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    lines = [f"c_lb = {fmt(report['c_lb'])}"]
+    spread = report.get("sampling_spread")
+    lines = [
+        f"c_lb = {fmt(report['c_lb'])}"
+        + (f" (sampling sd {fmt(spread['c_lb_sd'])})" if spread else "")
+    ]
     for column, eps in report["eps_tilde"].items():
         stats = report["columns"][column]
         lines.append(
-            f"{column}: {{c+eps}}_lb = {fmt(stats['eps_lb'])}, eps_tilde = {fmt(eps)} (not a lower bound), "
-            f"AUC = {fmt(stats['auc'])}"
+            f"{column}: {{c+eps}}_lb = {fmt(stats['eps_lb'])}, eps_tilde = {fmt(eps)} (not a lower bound"
+            + (f"; sampling sd {fmt(spread['eps_tilde_sd'][column])}" if spread else "")
+            + f"), AUC = {fmt(stats['auc'])}"
         )
     two_sided = report.get("two_sided")
     if two_sided and two_sided["c_lb"] is not None:
@@ -461,6 +470,13 @@ def write_report(
         report["two_sided"] = bounds.two_sided_bounds(
             labels, columns, baseline=baseline, alpha=alpha, delta=delta
         )
+    if baseline is not None and labels.size <= bounds.SPREAD_MAX_ROWS:
+        # how much c_lb and eps_tilde owe to which test points were drawn (a verdict caveat)
+        report["sampling_spread"] = bounds.panoramia_sampling_spread(
+            labels, columns, baseline=baseline, n_resamples=BOOTSTRAP_RESAMPLES,
+            thresholds=thresholds, guess_grid=guess_grid, alpha=alpha, delta=delta,
+            member_prior=member_prior,
+        )  # fmt: skip
     counts = {name: metrics.threshold_counts(labels, values) for name, values in columns.items()}
     for seed, (name, values) in enumerate(columns.items()):
         stats = _column_stats(
