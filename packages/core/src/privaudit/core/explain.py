@@ -261,9 +261,9 @@ def verdict(
                 f"Sampling spread: redrawing the {n} test points ({spread['resamples']} bootstrap "
                 f"resamples) moves c_lb by ±{_f(spread['c_lb_sd'])} and ε̃ ({name}) by "
                 f"±{_f(tilde_sd)} (one standard deviation). Two audits of the same model with "
-                "fresh synthetic examples differ at least that much, retrained attacks and "
-                f"generators more, so an ε̃ within about ±{_f(2 * tilde_sd)} of 0 is no evidence "
-                "either way."
+                "fresh synthetic examples differ by about that much from sampling alone, and "
+                "retrained attacks and generators add to it, so an ε̃ within about "
+                f"±{_f(2 * tilde_sd)} of 0 is no evidence either way."
             )
         ground_truth = (report.get("extra") or {}).get("ground_truth")
         if ground_truth:
