@@ -6,7 +6,7 @@ For each seed the splits, the generator, the helper and the baseline are shared 
 of the ladder (one cache); each seed cuts new splits and trains all of them anew.
 
     uv run python tools/bench/ladder.py tabular [--seeds 0,1,2]
-    uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000]
+    uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000] [--default-sizes]
 
 Prints a table and writes tools/bench/results/ladder_<modality>.json and ladder_<modality>.png
 (eps_tilde against ground-truth AUC, one point per target and seed), once for the paper's
@@ -72,16 +72,19 @@ def tabular_base(args):
 def image_base(args):
     from privaudit.image.config import ImageAuditConfig
 
+    config = ImageAuditConfig(
+        helper_data=args.helper_data, mia_reference=args.mia_reference or "none"
+    )
+    if args.default_sizes:  # the audit's own sizes and steps, as `uv run audit-image` runs
+        return config.replace(gan_steps=args.gan_steps)
     # reduced sizes: a smaller training set memorises sooner and trains faster
     members = args.audit_members or 600
-    return ImageAuditConfig(
-        helper_data=args.helper_data,
-        mia_reference=args.mia_reference or "none",
-        generator_images=args.generator_images,
+    return config.replace(
+        generator_images=args.generator_images or 1000,
         audit_members=members,
         non_members=members,
         helper_images=members,
-        gan_steps=args.gan_steps,
+        gan_steps=args.gan_steps or 2000,
         helper_epochs=10,
         attack_epochs=15,
         dp_epochs=15,
@@ -112,6 +115,7 @@ def one_run(modality: str, config) -> dict:
             "c_plus_eps_lb": two_sided["columns"][mia]["eps_lb"],
             "guesses": {k: two_sided["columns"][mia][k] for k in ("k_plus", "k_minus", "r", "v")},
         },
+        "sampling_spread": report.get("sampling_spread"),
         "auc_baseline": report["columns"]["baseline_pred"]["auc"],
         "auc_mia": report["columns"][mia]["auc"],
         "n_test": report["n"],
@@ -270,9 +274,20 @@ def main() -> None:
     parser.add_argument(
         "--mia-reference", choices=("helper", "none"), help="what else the MIA sees"
     )
-    parser.add_argument("--gan-steps", type=int, default=2000, help="image: generator steps")
     parser.add_argument(
-        "--generator-images", type=int, default=1000, help="image: the generator's training members"
+        "--gan-steps",
+        type=int,
+        help="image: generator steps (default 2000; --default-sizes: the audit's)",
+    )
+    parser.add_argument(
+        "--generator-images",
+        type=int,
+        help="image: the generator's training members (default 1000)",
+    )
+    parser.add_argument(
+        "--default-sizes",
+        action="store_true",
+        help="image: the audit's default split, steps and epochs instead of the reduced ones",
     )
     parser.add_argument(
         "--audit-members",
