@@ -3,7 +3,7 @@ distinct threshold, as the audits read it) for a baseline of fixed quality, reco
 independent test sets of each size. Scores are binormal (members N(d, 1), non-members N(0, 1),
 d = sqrt(2) * Phi^-1(AUC)), so the only randomness is which test points were drawn: no generator,
 no training. It answers what a run-to-run c_lb goal can ask of a test set of a given size.
-`--scores` also bootstraps finished runs' score tables (their rows resampled with replacement),
+`--scores` also bootstraps finished runs' score tables (the report's own bootstrap, members and non-members resampled separately),
 giving c_lb's and eps_tilde's sampling spread at that run's own size and ROC.
 
     uv run python tools/bench/core_clb_sampling.py [--auc 0.764] [--sizes 750,3000,12000]
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from privaudit.core.bounds import panoramia_bounds
+from privaudit.core.bounds import panoramia_bounds, panoramia_sampling_spread
 from privaudit.core.rundir import atomic_write_json, provenance
 from scipy.stats import norm
 
@@ -53,29 +53,22 @@ def simulated(auc: float, n: int, replicates: int, rng) -> dict:
     }
 
 
-def bootstrapped(path: Path, replicates: int, rng) -> dict:
+def bootstrapped(path: Path, replicates: int, seed: int) -> dict:
+    """The report's own sampling spread (bounds.panoramia_sampling_spread) of one score table."""
     table = pd.read_parquet(path)
     labels = table["member"].to_numpy()
     columns = {c: table[c].to_numpy() for c in table.columns if c != "member"}
     full = bounds(labels, columns)
-    draws = []
-    for _ in range(replicates):
-        rows = rng.integers(0, labels.size, labels.size)
-        result = bounds(labels[rows], {c: v[rows] for c, v in columns.items()})
-        draws.append([result["c_lb"], *result["eps_tilde"].values()])
-    draws = np.asarray(draws)
-    names = ["c_lb", *(f"eps_tilde[{c}]" for c in full["eps_tilde"])]
-    observed = [full["c_lb"], *full["eps_tilde"].values()]
+    spread = panoramia_sampling_spread(
+        labels, columns, baseline=BASELINE, n_resamples=replicates, seed=seed, member_prior=0.5
+    )
     return {
         "scores": str(path),
         "n": int(labels.size),
+        "c_lb": {"observed": full["c_lb"], "bootstrap_sd": spread["c_lb_sd"]},
         **{
-            name: {
-                "observed": float(o),
-                "bootstrap_mean": float(d.mean()),
-                "bootstrap_sd": float(d.std(ddof=1)),
-            }
-            for name, o, d in zip(names, observed, draws.T, strict=True)
+            f"eps_tilde[{c}]": {"observed": e, "bootstrap_sd": spread["eps_tilde_sd"][c]}
+            for c, e in full["eps_tilde"].items()
         },
     }
 
@@ -111,7 +104,7 @@ def main() -> int:
             f"{s['n']:>7} {s['c_lb_mean']:>10.3f} {s['c_lb_sd']:>6.3f} "
             f"{s['pair_mean_abs_difference']:>11.3f} {s['pairs_within_0.1']:>17.2f}"
         )
-    runs = [bootstrapped(path, args.replicates, rng) for path in args.scores]
+    runs = [bootstrapped(path, args.replicates, args.seed) for path in args.scores]
     for run in runs:
         spread = ", ".join(
             f"{k} {v['observed']:.3f} (bootstrap sd {v['bootstrap_sd']:.3f})"
