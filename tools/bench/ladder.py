@@ -7,6 +7,7 @@ of the ladder (one cache); each seed cuts new splits and trains all of them anew
 
     uv run python tools/bench/ladder.py tabular [--seeds 0,1,2]
     uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000] [--default-sizes]
+    uv run python tools/bench/ladder.py image --recheck A.json B.json --out MERGED.json
 
 Prints a table and writes tools/bench/results/ladder_<modality>.json and ladder_<modality>.png
 (eps_tilde against ground-truth AUC, one point per target and seed), once for the paper's
@@ -47,6 +48,14 @@ IMAGE_LADDER = {
     "cnn-5ep-wd": {"epochs": 5, "weight_decay": 5e-4},
     "cnn-20ep": {"epochs": 20},
     "cnn-60ep": {"epochs": 60},
+    # a share of the training labels replaced by another class (audited on the true labels): a
+    # memorisation stress test, if the target has the capacity to fit the wrong labels
+    "cnn-60ep-noise10": {"epochs": 60, "label_noise": 0.1},
+    "cnn-60ep-noise30": {"epochs": 60, "label_noise": 0.3},
+    # a ViT (139k parameters against the CNN's 10k) fits its training set exactly; the helper stays
+    # the CNN, so every target of a seed shares one baseline
+    "vit-20ep": {"target": "vit", "epochs": 20, "helper_architecture": "cnn"},
+    "vit-60ep": {"target": "vit", "epochs": 60, "helper_architecture": "cnn"},
     "dp-eps8": {"epsilon": 8.0},
     "dp-eps1": {"epsilon": 1.0},
 }
@@ -298,13 +307,15 @@ def main() -> None:
         "--out", help="JSON path (default tools/bench/results/ladder_<modality>.json)"
     )
     parser.add_argument(
-        "--recheck", metavar="JSON", help="recompute the checks and the plot of a written result"
+        "--recheck",
+        metavar="JSON",
+        nargs="+",
+        help="recompute the checks and the plot of written results; several (one ladder, other "
+        "seeds, e.g. run side by side) are merged into --out",
     )
     args = parser.parse_args()
     if args.recheck:
-        written = json.loads(Path(args.recheck).read_text())
-        written.update(all_checks(written["runs"], written["ladder"]))
-        report(written["runs"], Path(args.recheck), written)
+        recheck([Path(p) for p in args.recheck], Path(args.out or args.recheck[0]))
         return
     import torch
 
@@ -353,6 +364,29 @@ def main() -> None:
         written["complete"] = seed == seeds[-1]
         written.update(all_checks(runs, ladder))
         report(runs, out, written)
+
+
+def recheck(paths: list[Path], out: Path) -> None:
+    """Recompute the checks and plots of written ladders; several are merged, one seed each."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    sources = [
+        {"path": str(p), "seeds": w["seeds"], "provenance": w["provenance"]}
+        for p, w in zip(paths, parts, strict=True)
+    ]
+    written = dict(parts[0])
+    for other, path in zip(parts[1:], paths[1:], strict=True):
+        for key in ("modality", "ladder", "base_config"):
+            if other[key] != written[key]:
+                raise SystemExit(f"{path} has another {key} than {paths[0]}; not merged.")
+        if set(other["seeds"]) & set(written["seeds"]):
+            raise SystemExit(f"{path} repeats a seed of the results before it; not merged.")
+        written["seeds"] = written["seeds"] + other["seeds"]
+        written["runs"] = written["runs"] + other["runs"]
+        written["complete"] = written.get("complete", False) and other.get("complete", False)
+    if len(parts) > 1:
+        written["merged_from"] = sources
+    written.update(all_checks(written["runs"], written["ladder"]))
+    report(written["runs"], out, written)
 
 
 def report(runs: list[dict], out: Path, written: dict) -> None:
