@@ -169,6 +169,40 @@ def test_an_attack_that_recognises_non_members_is_called_leaking(tmp_path):
     assert "nor with member and non-member guesses" in same["verdict"]["text"]
 
 
+def test_a_ground_truth_that_recognises_non_members_says_the_target_leaks(tmp_path):
+    # real members against real non-members: 20 non-members scored surely last (a target that
+    # gets some examples it never saw badly wrong, as the default-size ViT), the other
+    # non-members above every member, so that member guesses cannot show anything
+    from privaudit.core.report import ground_truth_summary
+
+    member = np.repeat([1, 0], 500)
+    scores = table(0.0, 0.0, n=1000).assign(member=member)
+    scores["mia_target_pred"] = np.where(member == 1, 0.0, 1.0)
+    scores.loc[np.flatnonzero(member == 0)[:20], "mia_target_pred"] = -10.0
+    truth = write_report(scores, tmp_path / "gt", member_prior=0.5, kind="ground_truth")
+    verdict = truth["verdict"]
+    assert truth["columns"]["mia_target_pred"]["eps_lb"] == 0  # member guesses alone: nothing
+    assert (
+        verdict["status"] == "leaks"
+        and "guessing non-member for the 20 examples it scores lowest" in verdict["text"]
+    )
+    # Bonferroni over the attacks: at most the report's own two-sided bound of the column
+    two_sided = truth["two_sided"]["columns"]["mia_target_pred"]["eps_lb"]
+    assert 0 < verdict["eps_lb"] == verdict["two_sided_eps_lb"] <= two_sided
+    # the main report's ground-truth line says so too
+    main = write_report(
+        table(0.3, 0.3, n=1000), tmp_path / "r", member_prior=0.5,
+        extra={"ground_truth": ground_truth_summary(truth, tmp_path / "gt")},
+    )  # fmt: skip
+    line = main["verdict"]["ground_truth"]
+    assert "guessing both members and non-members" in line and line.endswith("the target leaks.")
+    # chance scores: no reading leaks
+    chance = write_report(table(0.0, 0.0, n=1000), tmp_path / "c", member_prior=0.5,
+                          kind="ground_truth")  # fmt: skip
+    assert chance["verdict"]["status"] == "no measurable leakage"
+    assert chance["verdict"]["two_sided_eps_lb"] == 0
+
+
 def test_a_detector_that_spots_the_generators_examples_flags_a_weak_generator(tmp_path):
     # the baseline (AUC about 0.6) leaves room above c_lb; a detector trained longer on the
     # examples alone tells them apart at 0.995, so the generator limits the audit all the same

@@ -119,6 +119,8 @@ def test_ground_truth_summary_and_section_list_every_column():
         "eps_tilde": {"mia_<b>_pred": -0.25},
         "columns": {"mia_<b>_pred": {"eps_lb": 0.25, "auc": 0.61}},
         "verdict": None,
+        "verdict_status": None,
+        "verdict_eps_lb": None,
     }
     section = ground_truth_section(summary)
     assert "runs/x/ground-truth" in section.html and "0.610" in section.html

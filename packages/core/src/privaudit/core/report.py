@@ -72,7 +72,8 @@ class ReportSection:
 
 def ground_truth_summary(report: Mapping, out_dir) -> dict:
     """What the main report keeps of a ground-truth report (the same attacks against real
-    non-members) written to `out_dir`: `dir`, `n`, `c_lb`, `eps_tilde` and column -> eps_lb, auc."""
+    non-members) written to `out_dir`: `dir`, `n`, `c_lb`, `eps_tilde`, column -> eps_lb, auc, and
+    its verdict's text, status and eps_lb (which also reads member and non-member guesses)."""
     return {
         "dir": str(out_dir),
         "n": report["n"],
@@ -82,6 +83,8 @@ def ground_truth_summary(report: Mapping, out_dir) -> dict:
             k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()
         },
         "verdict": (report.get("verdict") or {}).get("text"),
+        "verdict_status": (report.get("verdict") or {}).get("status"),
+        "verdict_eps_lb": (report.get("verdict") or {}).get("eps_lb"),
         **({"two_sided": report["two_sided"]} if "two_sided" in report else {}),
     }
 
