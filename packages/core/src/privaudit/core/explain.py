@@ -369,7 +369,7 @@ def _ground_truth_line(summary: Mapping, baseline: str | None) -> str:
     if summary.get("verdict_status") == "leaks" and summary.get("verdict_eps_lb"):
         return (
             "Ground truth (the same attack against real non-members, no generator involved): "
-            f"guessing both members and non-members, it proves ε ≥ {_f(summary['verdict_eps_lb'])} "
+            f"with member and non-member guesses it proves ε ≥ {_f(summary['verdict_eps_lb'])} "
             f"(AUC {_f(stats['auc'])}): the target leaks."
         )
     return (
