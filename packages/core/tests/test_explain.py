@@ -202,6 +202,11 @@ def test_a_ground_truth_that_recognises_non_members_says_the_target_leaks(tmp_pa
                           kind="ground_truth")  # fmt: skip
     assert chance["verdict"]["status"] == "no measurable leakage"
     assert chance["verdict"]["two_sided_eps_lb"] == 0
+    # without a baseline the member guesses spend all of alpha: no second reading
+    alone = write_report(scores.drop(columns="baseline_pred"), tmp_path / "a", baseline=None,
+                         member_prior=0.5, kind="ground_truth")  # fmt: skip
+    assert alone["verdict"]["status"] == "no measurable leakage"
+    assert "two_sided_eps_lb" not in alone["verdict"]
 
 
 def test_a_detector_that_spots_the_generators_examples_flags_a_weak_generator(tmp_path):

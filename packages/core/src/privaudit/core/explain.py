@@ -278,8 +278,16 @@ def verdict(
             ]
             lb, name = max(picked) if picked else (0.0, "none")
         both = None
-        if kind == "ground_truth" and headline is None and report.get("two_sided") and attacks:
-            both = _two_sided_truth(labels, columns, attacks, baseline, alpha, delta)
+        # with a baseline the member-guess bounds hold at alpha / 2, which leaves alpha / 2 for this
+        # second reading; without one they spend all of alpha
+        if (
+            kind == "ground_truth"
+            and headline is None
+            and baseline is not None
+            and report.get("two_sided")
+            and attacks
+        ):
+            both = _two_sided_truth(labels, columns, attacks, alpha, delta)
             out["two_sided_eps_lb"] = both["eps_lb"]
         if lb > 0:
             status = "leaks"
@@ -339,11 +347,10 @@ def verdict(
     return out
 
 
-def _two_sided_truth(labels, columns, attacks, baseline, alpha, delta) -> dict:
-    """The best two-sided one-run audit over the attacks (its `column` added), at the level
-    two_sided_bounds gives one column divided by the number of attacks (Bonferroni): the ground
-    truth's second reading."""
-    level = alpha / (2 if baseline is not None else 1) / len(attacks)
+def _two_sided_truth(labels, columns, attacks, alpha, delta) -> dict:
+    """The best two-sided one-run audit over the attacks (its `column` added), at alpha / 2
+    divided by the number of attacks (Bonferroni): the ground truth's second reading."""
+    level = alpha / 2 / len(attacks)
     steps = bounds.two_sided_steps(delta)
     found = [
         {
