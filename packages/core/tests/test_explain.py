@@ -37,6 +37,35 @@ def test_a_target_that_leaks_far_beyond_the_baseline_is_called_leaking(tmp_path)
     assert any(line.startswith("verdict: leaks:") for line in summary_lines(report))
 
 
+def test_the_member_guess_and_two_sided_comparisons_share_alpha():
+    # at a member prior of 1/2 the verdict may read two comparisons, so each gets alpha / 2: the
+    # member-guess one reads the attack's bound and the baseline's limit at half the curve's level
+    scores = table(0.3, 3.0)
+    labels = scores["member"].to_numpy()
+    columns = {c: scores[c].to_numpy() for c in ("baseline_pred", "mia_target_pred")}
+    alpha = 0.05
+
+    def comparison(two_sided):
+        curves = bounds.panoramia_bounds(labels, columns, alpha=alpha, member_prior=0.5)["curves"]
+        report = {"alpha": alpha, "delta": 0.0, "member_prior": 0.5, "baseline": "baseline_pred",
+                  "n": labels.size, "members": int(labels.sum()),
+                  "nonmembers": int(labels.size - labels.sum()), "c_lb": 0.0,
+                  "eps_tilde": {"mia_target_pred": 1.0},
+                  "columns": {c: {"auc": 0.9, "auc_ci95": [0.8, 1.0]} for c in columns},
+                  **({"two_sided": {"eps_tilde": {}}} if two_sided else {})}  # fmt: skip
+        out = explain.verdict(report, curves, labels, columns, kind="panoramia")["comparison"]
+        return out, curves["mia_target_pred"].level
+
+    for two_sided, share in ((True, 2), (False, 1)):
+        got, level = comparison(two_sided)
+        r = got["predicted_members"]
+        v = labels[np.argsort(-columns["mia_target_pred"])[:r]].sum()
+        want_lb = bounds.eps_lower_bounds(labels.size, r, v, alpha=level / share, member_prior=0.5)
+        want_ub = explain.baseline_upper(labels, columns["baseline_pred"], [r], level / share, 0.5)
+        assert got["eps_lb_at_comparison"] == pytest.approx(float(want_lb))
+        assert got["baseline_eps_upper"] == pytest.approx(float(want_ub[0]))
+
+
 def test_an_attack_no_better_than_the_baseline_is_no_leak_even_when_eps_tilde_is_positive(tmp_path):
     # The target adds nothing: both columns come from one distribution. eps_tilde still comes
     # out positive on some seeds (noise); the verdict must not follow it.
@@ -195,7 +224,9 @@ def test_a_ground_truth_that_recognises_non_members_says_the_target_leaks(tmp_pa
         extra={"ground_truth": ground_truth_summary(truth, tmp_path / "gt")},
     )  # fmt: skip
     line = main["verdict"]["ground_truth"]
-    assert "with member and non-member guesses it proves" in line
+    assert (
+        "mia_target_pred proves ε ≥" in line and "with member and non-member guesses (AUC" in line
+    )
     assert line.endswith("the target leaks.")
     # chance scores: no reading leaks
     chance = write_report(table(0.0, 0.0, n=1000), tmp_path / "c", member_prior=0.5,

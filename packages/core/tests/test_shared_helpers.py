@@ -121,6 +121,8 @@ def test_ground_truth_summary_and_section_list_every_column():
         "verdict": None,
         "verdict_status": None,
         "verdict_eps_lb": None,
+        "verdict_column": None,
+        "verdict_reading": None,
     }
     section = ground_truth_section(summary)
     assert "runs/x/ground-truth" in section.html and "0.610" in section.html

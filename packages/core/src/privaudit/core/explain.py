@@ -76,10 +76,11 @@ def two_sided_comparison(
     delta: float,
 ) -> dict:
     """The verdict's comparison with member and non-member guesses (prior 1/2): at every pair of
-    the one-run grid, each attack's lower bound (the level two_sided_bounds uses, divided by the
-    number of attacks) against the baseline's upper confidence limit with the same numbers of IN
-    and OUT guesses; the attack and pair with the largest margin. Like baseline_upper, a
-    comparison of two classifiers on one test set, not a DP bound."""
+    the one-run grid, each attack's lower bound against the baseline's upper confidence limit
+    with the same numbers of IN and OUT guesses, each at alpha / 2 over the pairs (the attacks'
+    bounds also Bonferroni over the attacks), so the comparison errs with probability at most
+    alpha; the attack and pair with the largest margin. Like baseline_upper, a comparison of two
+    classifiers on one test set, not a DP bound."""
     k_plus, k_minus = bounds.guess_pairs(labels.size, bounds.two_sided_steps(delta))
     level = alpha / 2 / k_plus.size
     ub = _upper_eps(
@@ -149,15 +150,20 @@ def verdict(
         quality = (report.get("extra") or {}).get("generator_quality") or {}
         detector = quality.get("detector_auc")
         detected = not weak and detector is not None and detector >= WEAK_GENERATOR_AUC
+        # the member-guess comparison and the two-sided one that may follow it share alpha,
+        # half each, so that "leaks" is wrong with probability at most alpha whichever says it
+        readings = 2 if report.get("two_sided") else 1
         best = None
         for name in attacks:
             curve = curves[name]
-            lb = _eps_at_level(curve, len(attacks), delta)
+            lb = _eps_at_level(curve, len(attacks) * readings, delta)
             # the baseline's limits at the attack's every threshold, each at the attack's
             # per-threshold level: simultaneous over thresholds, like the lower bounds
-            ub = baseline_upper(labels, columns[baseline], curve.r, curve.level, prior)
+            ub = baseline_upper(labels, columns[baseline], curve.r, curve.level / readings, prior)
             at, beyond = _comparison_point(lb, ub)
-            row = {"column": name, "eps_lb": float(lb.max()), "eps_lb_at_comparison": float(lb[at]),
+            # eps_lb is the report's {c+eps}_lb, which the text quotes beside the comparison
+            row = {"column": name, "eps_lb": float(curve.eps_lb.max()),
+                   "eps_lb_at_comparison": float(lb[at]),
                    "predicted_members": int(curve.r[at]), "baseline_eps_upper": float(ub[at]),
                    "beyond_baseline": beyond}  # fmt: skip
             if best is None or (row["beyond_baseline"], row["eps_lb"]) > (
@@ -175,8 +181,8 @@ def verdict(
         both = None
         if report.get("two_sided") and not best["beyond_baseline"]:
             both = two_sided_comparison(
-                labels, {c: columns[c] for c in [baseline, *attacks]}, baseline, alpha=alpha,
-                delta=delta,
+                labels, {c: columns[c] for c in [baseline, *attacks]}, baseline,
+                alpha=alpha / readings, delta=delta,
             )  # fmt: skip
             out["comparison_two_sided"] = both
         if best["beyond_baseline"]:
@@ -271,12 +277,13 @@ def verdict(
             evidence.append(out["ground_truth"])
     else:
         if headline is not None:
-            lb, name = float(headline["value"]), str(headline["label"])
+            lb, name, reading = float(headline["value"]), str(headline["label"]), "headline"
         else:
             picked = [
                 (float(_eps_at_level(curves[c], len(attacks), delta).max()), c) for c in attacks
             ]
             lb, name = max(picked) if picked else (0.0, "none")
+            reading = "member guesses"
         both = None
         # with a baseline the member-guess bounds hold at alpha / 2, which leaves alpha / 2 for this
         # second reading; without one they spend all of alpha
@@ -297,7 +304,7 @@ def verdict(
                 "with probability α)."
             )
         elif both is not None and both["eps_lb"] > 0:
-            lb, name = both["eps_lb"], both["column"]
+            lb, name, reading = both["eps_lb"], both["column"], "member and non-member guesses"
             status = "leaks"
             guesses = f"non-member for the {both['k_minus']} examples it scores lowest"
             if both["k_plus"]:
@@ -319,7 +326,7 @@ def verdict(
             )
         if kind == "ground_truth":
             text += " The same attacks here face real non-members, so no generator is involved."
-        out["eps_lb"] = lb
+        out |= {"eps_lb": lb, "eps_lb_column": name, "eps_lb_reading": reading}
         if dp_epsilon is not None:
             if lb > dp_epsilon + 1e-9:
                 evidence.append(
@@ -363,25 +370,24 @@ def _two_sided_truth(labels, columns, attacks, alpha, delta) -> dict:
 
 
 def _ground_truth_line(summary: Mapping, baseline: str | None) -> str:
+    """The main report's line for its ground truth: that report's own verdict, which is
+    Bonferroni-corrected over the attacks and also reads member and non-member guesses."""
     attacks = {k: v for k, v in summary["columns"].items() if k != baseline}
     if not attacks:
         return "Ground truth: no attack column."
-    name, stats = max(attacks.items(), key=lambda kv: kv[1]["eps_lb"] or 0.0)
-    if (stats["eps_lb"] or 0) > 0:
+    head = "Ground truth (the same attack against real non-members, no generator involved): "
+    name = summary.get("verdict_column")
+    if summary.get("verdict_status") == "leaks" and name in attacks:
+        two_sided = summary.get("verdict_reading") == "member and non-member guesses"
+        guesses = "with member and non-member guesses " if two_sided else ""
         return (
-            f"Ground truth (the same attack against real non-members, no generator involved): "
-            f"{name} proves ε ≥ {_f(stats['eps_lb'])} (AUC {_f(stats['auc'])}): the target leaks."
+            f"{head}{name} proves ε ≥ {_f(summary['verdict_eps_lb'])} {guesses}(AUC "
+            f"{_f(attacks[name]['auc'])}): the target leaks."
         )
-    # the ground-truth report's own verdict, which also reads member and non-member guesses
-    if summary.get("verdict_status") == "leaks" and summary.get("verdict_eps_lb"):
-        return (
-            "Ground truth (the same attack against real non-members, no generator involved): "
-            f"with member and non-member guesses it proves ε ≥ {_f(summary['verdict_eps_lb'])} "
-            f"(AUC {_f(stats['auc'])}): the target leaks."
-        )
+    best_auc = max(v["auc"] for v in attacks.values())
     return (
-        f"Ground truth (the same attack against real non-members, no generator involved): no ε "
-        f"lower bound above 0 (AUC {_f(stats['auc'])}): no measurable leakage against real data."
+        f"{head}no ε lower bound above 0 (AUC {_f(best_auc)}): no measurable leakage against "
+        "real data."
     )
 
 

@@ -73,7 +73,9 @@ class ReportSection:
 def ground_truth_summary(report: Mapping, out_dir) -> dict:
     """What the main report keeps of a ground-truth report (the same attacks against real
     non-members) written to `out_dir`: `dir`, `n`, `c_lb`, `eps_tilde`, column -> eps_lb, auc, and
-    its verdict's text, status and eps_lb (which also reads member and non-member guesses)."""
+    its verdict's text, status, eps_lb and the column and reading that bound comes from (the
+    verdict also reads member and non-member guesses)."""
+    verdict = report.get("verdict") or {}
     return {
         "dir": str(out_dir),
         "n": report["n"],
@@ -82,9 +84,11 @@ def ground_truth_summary(report: Mapping, out_dir) -> dict:
         "columns": {
             k: {"eps_lb": v["eps_lb"], "auc": v["auc"]} for k, v in report["columns"].items()
         },
-        "verdict": (report.get("verdict") or {}).get("text"),
-        "verdict_status": (report.get("verdict") or {}).get("status"),
-        "verdict_eps_lb": (report.get("verdict") or {}).get("eps_lb"),
+        "verdict": verdict.get("text"),
+        "verdict_status": verdict.get("status"),
+        "verdict_eps_lb": verdict.get("eps_lb"),
+        "verdict_column": verdict.get("eps_lb_column"),
+        "verdict_reading": verdict.get("eps_lb_reading"),
         **({"two_sided": report["two_sided"]} if "two_sided" in report else {}),
     }
 
