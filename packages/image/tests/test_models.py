@@ -39,6 +39,25 @@ def test_dp_targets_pass_privaudit_dp_validation(architecture):
     )  # raises on BatchNorm and other DP-breaking layers
 
 
+def test_a_dp_vit_trains_through_privaudit_dp_and_its_checkpoint_reloads():
+    # the ViT's packed MultiheadAttention hides per-sample gradients: DP training swaps it for
+    # separate linear layers, and the cache's rebuilt network must take the saved weights
+    from privaudit.dp.validate import validate
+    from privaudit.image.models import ImageClassifierFamily, TrainSettings, train_classifier
+
+    settings = TrainSettings("vit", epochs=1, batch_size=32, dp_epsilon=8.0)
+    images, labels = torch.randn(64, 1, 16, 16), torch.randint(0, 10, (64,))
+    model, privacy = train_classifier(images, labels, 10, settings, seed=0, desc="vit")
+    assert 0 < privacy["epsilon_spent"] <= 8.0 + 1e-6
+    rebuilt = ImageClassifierFamily(settings, (1, 16, 16), 10, "cpu").build()
+    validate(rebuilt)
+    rebuilt.load_state_dict(model.state_dict())  # strict: the same layers, the same names
+    torch.testing.assert_close(rebuilt.eval()(images[:4]), model.eval()(images[:4]))
+    # trained without DP the network keeps torchvision's own attention
+    plain = ImageClassifierFamily(TrainSettings("vit"), (1, 16, 16), 10, "cpu").build()
+    assert any(type(m) is torch.nn.MultiheadAttention for m in plain.modules())
+
+
 def test_ccexam_mnist_classifies_the_mnist_subset():
     from privaudit.image.data import mnist_subset
 

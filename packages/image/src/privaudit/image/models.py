@@ -13,6 +13,7 @@ from privaudit.attacks.targets import ClassifierTarget
 from privaudit.core.errors import InputError
 from privaudit.dp.randomness import seed_for
 from privaudit.dp.training import PrivacySettings, train
+from privaudit.dp.validate import fix
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -197,6 +198,14 @@ class TrainSettings:
     reproducible_noise: bool = False
 
 
+def build_for_training(settings: TrainSettings, channels: int, classes: int, image_size: int):
+    """build_model's network, with DP-SGD's layer swaps (privaudit.dp.fix: the ViT's packed
+    attention as separate linear layers, whose per-sample gradients the engine sees) when it is
+    trained privately."""
+    model = build_model(settings.architecture, channels, classes, image_size)
+    return model if settings.dp_epsilon is None else fix(model)
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -210,9 +219,7 @@ def train_classifier(
     """Train a classifier on `device` with Adam (DP-SGD's private Adam when dp_epsilon is set); returns
     (model, DP record or None). Batches are drawn on the CPU and moved, so every device sees the same ones."""
     torch.manual_seed(seed_for(seed, "init"))
-    model = build_model(settings.architecture, images.shape[1], classes, images.shape[-1]).to(
-        device
-    )
+    model = build_for_training(settings, images.shape[1], classes, images.shape[-1]).to(device)
     privacy = None
     if settings.dp_epsilon is not None:
         privacy = PrivacySettings(
@@ -282,7 +289,7 @@ class ImageClassifierFamily:
         )
 
     def build(self) -> nn.Module:
-        return build_model(self.settings.architecture, self.shape[0], self.classes, self.shape[-1])
+        return build_for_training(self.settings, self.shape[0], self.classes, self.shape[-1])
 
     def target(self, model: nn.Module) -> ClassifierTarget:
         return ClassifierTarget(model.to(self.device), batch_size=512)
