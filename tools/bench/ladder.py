@@ -2,8 +2,9 @@
 generator, against the ground truth (the same attacks against real non-members). Does the audit
 rank the targets as the ground truth does?
 
-For each seed the splits, the generator, the helper and the baseline are shared by every target
-of the ladder (one cache); each seed cuts new splits and trains all of them anew.
+For each seed the splits and the generator are shared by every target of the ladder (one cache),
+and so are the helper and the baseline wherever the targets share an architecture (the helper
+takes the target's, as in the paper); each seed cuts new splits and trains all of them anew.
 
     uv run python tools/bench/ladder.py tabular [--seeds 0,1,2]
     uv run python tools/bench/ladder.py image [--seeds 0,1,2] [--gan-steps 2000] [--default-sizes]
@@ -52,12 +53,17 @@ IMAGE_LADDER = {
     # memorisation stress test, if the target has the capacity to fit the wrong labels
     "cnn-60ep-noise10": {"epochs": 60, "label_noise": 0.1},
     "cnn-60ep-noise30": {"epochs": 60, "label_noise": 0.3},
-    # a ViT (139k parameters against the CNN's 10k) fits its training set exactly; the helper stays
-    # the CNN, so every target of a seed shares one baseline
-    "vit-20ep": {"target": "vit", "epochs": 20, "helper_architecture": "cnn"},
-    "vit-60ep": {"target": "vit", "epochs": 60, "helper_architecture": "cnn"},
+    # a ViT (139k parameters against the CNN's 10k) fits its training set exactly; its helper is a
+    # ViT too, as in the paper (--helper-architecture cnn shares the CNN's baseline instead)
+    "vit-5ep": {"target": "vit", "epochs": 5},
+    "vit-20ep": {"target": "vit", "epochs": 20},
+    "vit-60ep": {"target": "vit", "epochs": 60},
+    "vit-60ep-noise10": {"target": "vit", "epochs": 60, "label_noise": 0.1},
     "dp-eps8": {"epsilon": 8.0},
     "dp-eps1": {"epsilon": 1.0},
+    # DP variants of the architecture that memorises (DP-SGD, ghost clipping, its dp_epochs)
+    "vit-dp-eps8": {"target": "vit", "epsilon": 8.0},
+    "vit-dp-eps1": {"target": "vit", "epsilon": 1.0},
 }
 
 
@@ -82,7 +88,9 @@ def image_base(args):
     from privaudit.image.config import ImageAuditConfig
 
     config = ImageAuditConfig(
-        helper_data=args.helper_data, mia_reference=args.mia_reference or "none"
+        helper_data=args.helper_data,
+        mia_reference=args.mia_reference or "none",
+        helper_architecture=args.helper_architecture,
     )
     if args.default_sizes:  # the audit's own sizes and steps, as `uv run audit-image` runs
         return config.replace(gan_steps=args.gan_steps)
@@ -272,6 +280,10 @@ def main() -> None:
         default="synthetic",
         choices=("synthetic", "generator-split"),
         help="what the baseline's helper trains on (default: synthetic, as the paper)",
+    )
+    parser.add_argument(
+        "--helper-architecture",
+        help="image: every target's helper (default: the target's own architecture)",
     )
     parser.add_argument("--synthesizer", help="tabular: ctgan or tvae (default: the audit's)")
     parser.add_argument(
