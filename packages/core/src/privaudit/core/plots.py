@@ -106,6 +106,7 @@ def ladder_png(points: list[dict]) -> bytes:
             [p["auc"] for p in mine],
             [p["eps_tilde"] for p in mine],
             color=colours(i % 10),
+            marker="osD^v"[i // 10 % 5],  # past ten targets the colours repeat: the shape does not
             label=target,
             s=36,
             alpha=0.85,
