@@ -16,7 +16,9 @@ statistic (member guesses) and once for member and non-member guesses (report.js
 `two_sided`; `checks_two_sided`, ladder_<modality>_two_sided.png). The checks:
 Spearman between mean eps_tilde and mean ground-truth AUC over the targets (goal >= 0.9); the most
 leaking non-private target's eps_tilde above 0 on every seed; every DP eps=1 target's mean
-eps_tilde below the most leaking target's.
+eps_tilde below the most leaking target's. Where targets stand beside helpers of different
+architectures (and so different c_lb), `per_baseline` gives the Spearman among each helper's
+targets, and the Spearman of {c+eps}_lb (which needs no baseline) compares them all.
 """
 
 from __future__ import annotations
@@ -165,15 +167,23 @@ def two_sided_view(runs: list[dict]) -> list[dict]:
     ]
 
 
-def all_checks(runs: list[dict], ladder: dict) -> dict:
+def all_checks(runs: list[dict], ladder: dict, base_config: dict) -> dict:
     """The checks of the paper's member-guess statistic, and of the two-sided one where recorded."""
-    found = {"checks": checks(runs, ladder)}
+    found = {"checks": checks(runs, ladder, base_config)}
     if two_sided := two_sided_view(runs):
-        found["checks_two_sided"] = checks(two_sided, ladder)
+        found["checks_two_sided"] = checks(two_sided, ladder, base_config)
     return found
 
 
-def checks(runs: list[dict], ladder: dict) -> dict:
+def baseline_of(name: str, ladder: dict, base_config: dict) -> str:
+    """The helper architecture behind a target's baseline: within a seed, targets of one
+    architecture share c_lb, so their eps_tilde differ by {c+eps}_lb alone."""
+    if "helper_architecture" not in base_config:  # tabular: one helper for every target
+        return "shared"
+    return base_config["helper_architecture"] or ladder[name].get("target", base_config["target"])
+
+
+def checks(runs: list[dict], ladder: dict, base_config: dict) -> dict:
     per_target = {}
     for name in ladder:
         mine = [r for r in runs if r["target_name"] == name]
@@ -244,6 +254,28 @@ def checks(runs: list[dict], ladder: dict) -> dict:
                     [mine[n]["target"]["loss_attack_auc"] for n in names if n in mine],
                 ).statistic
             )
+    # targets of different baselines are compared across two c_lb; within one, only the MIA moves
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(baseline_of(n, ladder, base_config), []).append(n)
+    per_baseline = {
+        group: {
+            "targets": members,
+            "spearman_eps_tilde_vs_gt_auc": float(
+                spearmanr(
+                    [per_target[n]["eps_tilde_mean"] for n in members],
+                    [per_target[n]["gt_auc_mean"] for n in members],
+                ).statistic
+            ),
+        }
+        for group, members in groups.items()
+        if len(groups) > 1 and len(members) >= 3
+    }
+    # {c+eps}_lb needs no baseline, so it compares targets of any helper (c is in it, though)
+    rho_c_plus_eps = spearmanr(
+        [per_target[n]["c_plus_eps_lb_mean"] for n in names],
+        [per_target[n]["gt_auc_mean"] for n in names],
+    )
     non_private = [n for n in names if not ladder[n].get("epsilon")]
     top = max(non_private, key=lambda n: per_target[n]["gt_auc_mean"])
     dp1 = [n for n in names if ladder[n].get("epsilon") == 1.0]
@@ -261,6 +293,8 @@ def checks(runs: list[dict], ladder: dict) -> dict:
         "spearman_mia_auc_vs_gt_auc": float(rho_auc.statistic),
         "spearman_eps_tilde_vs_gt_eps_lb": float(rho_eps_lb.statistic),
         "spearman_eps_tilde_vs_loss_attack_auc": rho_loss,
+        "spearman_c_plus_eps_lb_vs_gt_auc": float(rho_c_plus_eps.statistic),
+        "per_baseline": per_baseline,
         "most_leaking_non_private": top,
         "most_leaking_eps_tilde_above_0_every_seed": bool(per_target[top]["eps_tilde_min"] > 0),
         "dp_eps1_below_most_leaking": bool(
@@ -374,7 +408,7 @@ def main() -> None:
             )
         # written after every seed, so an interrupted ladder keeps what it measured
         written["complete"] = seed == seeds[-1]
-        written.update(all_checks(runs, ladder))
+        written.update(all_checks(runs, ladder, written["base_config"]))
         report(runs, out, written)
 
 
@@ -397,7 +431,7 @@ def recheck(paths: list[Path], out: Path) -> None:
         written["complete"] = written.get("complete", False) and other.get("complete", False)
     if len(parts) > 1:
         written["merged_from"] = sources
-    written.update(all_checks(written["runs"], written["ladder"]))
+    written.update(all_checks(written["runs"], written["ladder"], written["base_config"]))
     report(written["runs"], out, written)
 
 
@@ -453,8 +487,14 @@ def print_checks(summary: dict) -> None:
     print(
         f"Spearman(mean eps_tilde, mean LOSS-attack AUC vs real non-members) = "
         f"{summary['spearman_eps_tilde_vs_loss_attack_auc']}; "
-        f"Spearman(mean eps_tilde, mean GT eps_lb) = {summary['spearman_eps_tilde_vs_gt_eps_lb']:.3f}"
+        f"Spearman(mean eps_tilde, mean GT eps_lb) = {summary['spearman_eps_tilde_vs_gt_eps_lb']:.3f}; "
+        f"Spearman(mean {{c+eps}}_lb, mean GT AUC) = {summary['spearman_c_plus_eps_lb_vs_gt_auc']:.3f}"
     )
+    for group, entry in summary["per_baseline"].items():
+        print(
+            f"beside the {group} helper ({', '.join(entry['targets'])}): Spearman(mean eps_tilde, "
+            f"mean GT AUC) = {entry['spearman_eps_tilde_vs_gt_auc']:.3f}"
+        )
     print(
         f"diagnostic: Spearman(mean MIA AUC on the PANORAMIA test, mean GT AUC) = "
         f"{summary['spearman_mia_auc_vs_gt_auc']:.3f}; within each seed: "
